@@ -1,0 +1,318 @@
+"""The `maskwatch` command line: the composition root.
+
+It parses flags, builds :class:`~maskwatch.settings.Settings` (environment, then flags) and calls
+into the apps, importing each app lazily inside its subcommand so that `maskwatch --help`, the
+producer and the dashboard never load torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from pathlib import Path
+
+from maskwatch import __version__
+from maskwatch.settings import Settings, SettingsError
+
+log = logging.getLogger("maskwatch.cli")
+
+DESCRIPTION = """\
+MaskWatch measures face-mask compliance on live camera streams.
+
+Start here:
+  maskwatch up --camera lobby=rtsp://user:pass@10.0.0.5/stream1 --camera door=0
+      runs Redis (embedded), producers, workers, side jobs and the dashboard on this machine;
+      open http://127.0.0.1:8000 and press Ctrl-C to stop everything.
+
+Every option can also come from the environment as MASKWATCH_<NAME> (e.g. MASKWATCH_REDIS_URL);
+a flag overrides the environment.
+"""
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("common")
+    g.add_argument("--redis-url", help="Redis to use, e.g. redis://host:6379/0 (env MASKWATCH_REDIS_URL)")
+    g.add_argument("--prefix", help="prefix of every Redis key (env MASKWATCH_PREFIX, default mw)")
+    g.add_argument("--model-dir", type=Path, help="folder of third-party model files such as YuNet (env MASKWATCH_MODEL_DIR, default ~/.cache/maskwatch)")
+    g.add_argument("--model", type=Path, help="classifier artifact (.mwm) (env MASKWATCH_MODEL, default: the shipped model)")
+    g.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (env MASKWATCH_LOG_LEVEL)")
+
+
+def _worker_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("inference")
+    g.add_argument("--batch-size", type=int, help="frames per batch; all their faces go through one forward pass (default 16)")
+    g.add_argument("--max-wait-ms", type=int, help="flush a partial batch after this long (default 50)")
+    g.add_argument("--runtime", choices=["auto", "onnx", "torch"], help="classifier runtime (auto: torch fp16 on CUDA, else ONNX Runtime)")
+    g.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where the classifier runs (default auto)")
+    g.add_argument("--threads", type=int, help="classifier intra-op threads (default: runtime's choice)")
+
+
+def _add_up(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("up", help="run the whole system on this machine", description=(
+        "Run MaskWatch on one machine: an embedded redis-server (unless MASKWATCH_REDIS_URL is set), "
+        "a producer, N workers, the side-job runner and the dashboard, as child processes. Ctrl-C stops them all."))
+    p.add_argument("--camera", action="append", default=[], metavar="NAME=URL",
+                   help="add or update a camera before starting (repeatable); URL: rtsp://, http(s)://, a file or a webcam index")
+    p.add_argument("--fps", type=float, help="frames per second taken from each --camera (default 5)")
+    p.add_argument("--loop", action="store_true", help="loop file cameras given with --camera")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1; each uses one core well)")
+    p.add_argument("--host", default="127.0.0.1", help="dashboard address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="dashboard port (default 8000)")
+    p.add_argument("--no-dashboard", action="store_true", help="do not start the dashboard")
+    p.add_argument("--no-jobs", action="store_true", help="do not start the side-job runner")
+    p.add_argument("--state-dir", type=Path, help="where the embedded Redis keeps its files (default .maskwatch)")
+    _worker_flags(p)
+    _common(p)
+    p.set_defaults(func=_run_up)
+
+
+def _add_producer(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("producer", help="capture the registered cameras into Redis", description=(
+        "Capture every camera of the registry (see `maskwatch camera`) that this producer holds a lease on, "
+        "and push JPEG frames to the frames stream. Run several: they split the cameras."))
+    p.add_argument("--metrics-port", dest="producer_metrics_port", type=int, help="Prometheus port (default 9101, 0: off)")
+    p.add_argument("--lag-threshold", type=int, help="skip frames at the source while the workers lag this many frames (default 200)")
+    _common(p)
+    p.set_defaults(func=_run_producer)
+
+
+def _add_worker(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("worker", help="detect and classify faces from the frames stream", description=(
+        "Consume frames from the workers group, batch them, detect faces (YuNet), classify all crops of the batch "
+        "in one forward pass and write results and statistics. Stateless: run as many as you have cores or GPUs."))
+    p.add_argument("--metrics-port", dest="worker_metrics_port", type=int, help="Prometheus port (default 9102, 0: off)")
+    p.add_argument("--name", help="consumer name in the group (default host-pid)")
+    _worker_flags(p)
+    _common(p)
+    p.set_defaults(func=_run_worker)
+
+
+def _add_dashboard(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dashboard", help="serve the web dashboard, JSON API and /metrics")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--allow-no-token", action="store_true", default=None,
+                   help="allow the write API without MASKWATCH_API_TOKEN (local use only)")
+    _common(p)
+    p.set_defaults(func=_run_dashboard)
+
+
+def _add_jobs(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("jobs", help="run side jobs: webhooks, alerts, offline analysis (RQ)")
+    p.add_argument("--metrics-port", dest="jobs_metrics_port", type=int, help="Prometheus port (default 9103, 0: off)")
+    p.add_argument("--webhook", dest="webhook_url", help="POST violation events and alerts here (env MASKWATCH_WEBHOOK_URL)")
+    p.add_argument("--burst", action="store_true", help="process the queued jobs, then exit")
+    _common(p)
+    p.set_defaults(func=_run_jobs)
+
+
+def _add_analyze(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("analyze", help="analyse a recorded video as a side job and report compliance")
+    p.add_argument("video", type=Path, help="video file to analyse")
+    p.add_argument("--camera", help="camera name to file the report under")
+    p.add_argument("--fps", type=float, default=5.0, help="frames per second analysed (default 5)")
+    p.add_argument("--wait", action="store_true", help="wait for the job and print its report as JSON")
+    _common(p)
+    p.set_defaults(func=_run_analyze)
+
+
+def _add_camera(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("camera", help="manage the camera registry (running producers pick changes up)")
+    csub = p.add_subparsers(dest="camera_cmd", required=True, metavar="{add,list,remove,import}")
+    add = csub.add_parser("add", help="add or update a camera")
+    add.add_argument("name", help="camera id: letters, digits, _ . -")
+    add.add_argument("url", help="rtsp://..., http(s)://..., a video file or a webcam index such as 0")
+    add.add_argument("--fps", type=float, default=5.0, help="frames per second sent on (default 5)")
+    add.add_argument("--max-width", type=int, default=1280, help="downscale wider frames to this width (default 1280)")
+    add.add_argument("--jpeg-quality", type=int, default=85, help="JPEG quality 10-100 (default 85)")
+    add.add_argument("--loop", action="store_true", help="restart a video file at its end")
+    add.add_argument("--roi", help="region of interest x,y,w,h as fractions of the frame, e.g. 0,0.3,1,0.7")
+    add.add_argument("--min-face-px", type=int, help="ignore faces smaller than this (pixels)")
+    add.add_argument("--disabled", action="store_true", help="register but do not capture")
+    _common(add)
+    lst = csub.add_parser("list", help="list cameras (credentials masked)")
+    lst.add_argument("--json", action="store_true", help="print JSON")
+    _common(lst)
+    rm = csub.add_parser("remove", help="remove a camera")
+    rm.add_argument("name")
+    _common(rm)
+    imp = csub.add_parser("import", help="add cameras from a YAML or JSON file: a list of {name, url, fps, ...}")
+    imp.add_argument("file", type=Path)
+    _common(imp)
+    p.set_defaults(func=_run_camera)
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="run the detector and classifier on images, a folder or a video")
+    p.add_argument("path", type=Path, help="an image, a folder of images, or a video file")
+    p.add_argument("--json", action="store_true", help='one JSON object per image or frame: {"source", "frame", "faces": [{"box", "label", "score"}]}')
+    p.add_argument("-o", "--out", type=Path, help="write annotated images (a folder) or an annotated video (a file)")
+    p.add_argument("--every", type=int, default=1, help="videos: analyse every Nth frame (default 1)")
+    _worker_flags(p)
+    _common(p)
+    p.set_defaults(func=_run_predict)
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train the mask classifier (needs the torch extra)", description=(
+        "Train the MobileNetV2 with_mask / without_mask classifier. DATA: the Kaggle 12K layout "
+        "(Train/Validation/Test x WithMask/WithoutMask), train/val/test x with_mask/without_mask, or a plain "
+        "with_mask/ without_mask/ folder (a validation split is made)."))
+    p.add_argument("--data", type=Path, required=True, help="dataset folder")
+    p.add_argument("--out", type=Path, default=Path("runs/train"), help="output folder (default runs/train)")
+    p.add_argument("--epochs", type=int, help="training epochs of the head")
+    p.add_argument("--input-size", type=int, help="classifier input size in pixels")
+    p.add_argument("--init-weights", default="imagenet", help="'imagenet' (torchvision's weights) or a .pth state dict")
+    p.add_argument("--from-scratch", action="store_true", help="random initialisation (never silent)")
+    p.add_argument("--unfreeze", type=int, default=0, help="fine-tune the last N feature blocks in a second phase")
+    p.add_argument("--seed", type=int, default=0, help="random seed (runs are deterministic under it)")
+    p.add_argument("--resume", type=Path, help="checkpoint to resume from")
+    p.add_argument("--batch-size", type=int, help="training batch size")
+    p.add_argument("--lr", type=float, help="learning rate of the head")
+    p.add_argument("--no-augment", dest="augment", action="store_false", help="the seed's recipe: no augmentation")
+    p.add_argument("--limit", type=int, help="use at most N images per class and split (quick runs, tests)")
+    p.set_defaults(func=_run_train, augment=True)
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="accuracy, per-class precision/recall/F1, ROC-AUC of a classifier on a folder")
+    p.add_argument("--model", type=Path, help="artifact (.mwm); default: the shipped model")
+    p.add_argument("--data", type=Path, required=True, help="folder with with_mask/ and without_mask/ (or WithMask/WithoutMask)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--degrade", type=int, metavar="PX", help="first shrink every image to PX wide and back, as a camera would see it")
+    p.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="onnx", help="classifier runtime (default onnx)")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="third-party model files (YuNet)")
+    msub = p.add_subparsers(dest="models_cmd", required=True, metavar="{fetch,info}")
+    f = msub.add_parser("fetch", help="download missing model files into MASKWATCH_MODEL_DIR, checking sha256")
+    _common(f)
+    i = msub.add_parser("info", help="show where the model files are and the classifier's metadata")
+    _common(i)
+    p.set_defaults(func=_run_models)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="maskwatch", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"maskwatch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_up, _add_producer, _add_worker, _add_dashboard, _add_jobs, _add_camera, _add_predict,
+                _add_analyze, _add_train, _add_evaluate, _add_models):
+        add(sub)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Environment first, then every flag whose name is a settings field."""
+    names = {f.name for f in fields(Settings)}
+    flags = {k: v for k, v in vars(args).items() if k in names}
+    return Settings.from_env().override(**flags)
+
+
+def _run_up(args: argparse.Namespace, s: Settings) -> int:
+    from maskwatch.launcher import run_up
+
+    return run_up(s, args)
+
+
+def _run_producer(args: argparse.Namespace, s: Settings) -> int:
+    from producer.service import main
+
+    return main(s)
+
+
+def _run_worker(args: argparse.Namespace, s: Settings) -> int:
+    from worker.service import main
+
+    return main(s, name=args.name)
+
+
+def _run_dashboard(args: argparse.Namespace, s: Settings) -> int:
+    from dashboard.server import main
+
+    return main(s, host=args.host, port=args.port)
+
+
+def _run_jobs(args: argparse.Namespace, s: Settings) -> int:
+    from worker.jobs.runner import main
+
+    return main(s, burst=args.burst)
+
+
+def _run_analyze(args: argparse.Namespace, s: Settings) -> int:
+    from worker.jobs.analysis import main
+
+    return main(s, video=args.video, camera=args.camera, fps=args.fps, wait=args.wait)
+
+
+def _run_camera(args: argparse.Namespace, s: Settings) -> int:
+    from maskwatch.camera_cli import run
+
+    return run(s, args)
+
+
+def _run_predict(args: argparse.Namespace, s: Settings) -> int:
+    from maskwatch.predict import main
+
+    return main(s, path=args.path, as_json=args.json, out=args.out, every=args.every)
+
+
+def _run_train(args: argparse.Namespace, s: Settings) -> int:
+    from trainer.train import main
+
+    return main(args)
+
+
+def _run_evaluate(args: argparse.Namespace, s: Settings) -> int:
+    from trainer.evaluate import main
+
+    return main(args)
+
+
+def _run_models(args: argparse.Namespace, s: Settings) -> int:
+    from maskwatch.modelfiles import ensure_yunet, yunet_path
+
+    if args.models_cmd == "fetch":
+        print(ensure_yunet(s.model_dir))
+        return 0
+    from maskwatch.artifact import ModelArtifact, default_model_path
+
+    model = s.model or default_model_path()
+    meta = ModelArtifact.load(model).meta
+    print(json.dumps({"yunet": str(yunet_path(s.model_dir)), "classifier": str(model),
+                      "classes": meta.classes, "input_size": meta.input_size, "metrics": meta.metrics}, indent=2))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from(args)
+    except SettingsError as exc:
+        parser.exit(2, f"maskwatch: configuration error: {exc}\n")
+    from maskwatch.logs import setup_logging
+
+    setup_logging(args.command, settings.log_level)
+    func: Callable[[argparse.Namespace, Settings], int] = args.func
+    try:
+        return int(func(args, settings) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the user's error, said once and clearly; tracebacks with --log-level DEBUG
+        from maskwatch.errors import is_user_error
+
+        if not is_user_error(exc) or settings.log_level.upper() == "DEBUG":
+            raise
+        print(f"maskwatch {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
