@@ -129,17 +129,12 @@ def encode_frame(f: Frame) -> dict[str, Any]:
 def decode_frame(entry: Fields) -> Frame:
     kind = "frame"
     _check_version(entry, kind)
+    cam, seq, ts = _cam(entry, kind), _int(entry, kind, "seq"), _int(entry, kind, "ts")
+    w, h = _int(entry, kind, "w", 1), _int(entry, kind, "h", 1)
     jpg = entry.get(b"jpg", entry.get("jpg"))  # type: ignore[call-overload]
     if not jpg:
         raise MessageError(kind, "jpg", "is missing or empty")
-    return Frame(
-        cam=_cam(entry, kind),
-        seq=_int(entry, kind, "seq"),
-        ts=_int(entry, kind, "ts"),
-        w=_int(entry, kind, "w", 1),
-        h=_int(entry, kind, "h", 1),
-        jpg=jpg if isinstance(jpg, bytes) else str(jpg).encode("latin-1"),
-    )
+    return Frame(cam=cam, seq=seq, ts=ts, w=w, h=h, jpg=jpg if isinstance(jpg, bytes) else str(jpg).encode("latin-1"))
 
 
 def encode_result(r: Result) -> dict[str, Any]:

@@ -1,0 +1,125 @@
+"""The vision pipeline: frames in, labelled faces out.
+
+Detect faces in every frame, cut square crops, classify the crops of *all* frames in one forward
+pass, and hand each frame its faces. The worker, `maskwatch predict`, offline analysis and the
+end-to-end evaluation all call :meth:`Pipeline.analyze`.
+
+>>> # pipe = Pipeline.from_settings(Settings.from_env())
+>>> # faces_per_frame = pipe.analyze([frame1, frame2])
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from maskwatch.artifact import ModelArtifact, ModelMeta, default_model_path
+from maskwatch.codec import Face
+from maskwatch.modelfiles import ensure_yunet
+from maskwatch.runtimes import Runtime, load_runtime
+from maskwatch.settings import Settings
+from maskwatch.vision.crop import square_crop
+from maskwatch.vision.detect import Detection, FaceDetector
+from maskwatch.vision.preprocess import to_batch
+
+log = logging.getLogger(__name__)
+
+Roi = tuple[float, float, float, float]
+
+
+class DecodeError(ValueError):
+    """Bytes that are not a decodable image."""
+
+
+def decode_jpeg(data: bytes) -> np.ndarray:
+    """Decode JPEG (or PNG) bytes to a BGR image; raises DecodeError for anything else."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if image is None or image.size == 0:
+        raise DecodeError(f"{len(data)} bytes are not a decodable image")
+    return image
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 85) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise DecodeError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """Per-frame options: the camera's region of interest and minimum face size."""
+
+    roi: Roi | None = None
+    min_face_px: int | None = None
+
+
+def keep(det: Detection, shape: tuple[int, ...], spec: FrameSpec, min_face_px: int) -> bool:
+    """Whether a detection passes the camera's minimum size and region of interest."""
+    x, y, w, h = det.box
+    if max(w, h) < (spec.min_face_px or min_face_px):
+        return False
+    if spec.roi is None:
+        return True
+    H, W = shape[:2]
+    rx, ry, rw, rh = spec.roi
+    cx, cy = (x + w / 2) / W, (y + h / 2) / H
+    return rx <= cx <= rx + rw and ry <= cy <= ry + rh
+
+
+class Pipeline:
+    """YuNet + the mask classifier, with the crop geometry and thresholds of the settings."""
+
+    def __init__(self, detector: FaceDetector, runtime: Runtime, meta: ModelMeta, margin: float = 0.15,
+                 min_face_px: int = 12, threshold: float = 0.5):
+        self.detector, self.runtime, self.meta = detector, runtime, meta
+        self.margin, self.min_face_px, self.threshold = margin, min_face_px, threshold
+        self.without = meta.index("without_mask")
+
+    @classmethod
+    def from_settings(cls, s: Settings, model: Path | None = None) -> "Pipeline":
+        artifact = ModelArtifact.load(model or s.model or default_model_path())
+        detector = FaceDetector(ensure_yunet(s.model_dir), score=s.det_score, upscale=s.det_upscale, max_side=s.det_max_side)
+        runtime = load_runtime(artifact, s.runtime, s.device, s.threads)
+        log.info("pipeline: classifier %s (%s px) on %s/%s, YuNet upscale<=%.1f", artifact.sha256[:12],
+                 artifact.meta.input_size, runtime.name, runtime.device, s.det_upscale)
+        return cls(detector, runtime, artifact.meta, s.crop_margin, s.min_face_px, s.mask_threshold)
+
+    def detect(self, image: np.ndarray, spec: FrameSpec = FrameSpec()) -> list[Detection]:
+        return [d for d in self.detector.detect(image) if keep(d, image.shape, spec, self.min_face_px)]
+
+    def p_without(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """P(without_mask) for each crop, in one forward pass."""
+        if not crops:
+            return np.zeros(0, np.float32)
+        batch = to_batch(crops, self.meta.input_size, self.meta.mean, self.meta.std)
+        return self.runtime.predict_proba(batch)[:, self.without]
+
+    def label(self, box: tuple[int, int, int, int], p_without: float) -> Face:
+        if p_without > self.threshold:
+            return Face(box=box, label="without_mask", score=float(p_without))
+        return Face(box=box, label="with_mask", score=float(1.0 - p_without))
+
+    def analyze(self, images: Sequence[np.ndarray], specs: Sequence[FrameSpec] | None = None,
+                executor: Executor | None = None, timings: dict[str, float] | None = None) -> list[list[Face]]:
+        """Faces of every image; detection may run on ``executor``, classification is one batch.
+
+        ``timings``, when given, receives ``detect_s``, ``infer_s`` and ``crops``.
+        """
+        specs = specs or [FrameSpec()] * len(images)
+        mapper = executor.map if executor is not None else map
+        t0 = time.perf_counter()
+        detections = list(mapper(self.detect, images, specs))
+        crops = [square_crop(img, d.box, self.margin) for img, dets in zip(images, detections) for d in dets]
+        t1 = time.perf_counter()
+        probs = iter(self.p_without(crops).tolist())
+        if timings is not None:
+            timings.update(detect_s=t1 - t0, infer_s=time.perf_counter() - t1, crops=len(crops))
+        return [[self.label(d.box, next(probs)) for d in dets] for dets in detections]
