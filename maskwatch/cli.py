@@ -168,13 +168,19 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-size", type=int, help="classifier input size in pixels")
     p.add_argument("--init-weights", default="imagenet", help="'imagenet' (torchvision's weights) or a .pth state dict")
     p.add_argument("--from-scratch", action="store_true", help="random initialisation (never silent)")
-    p.add_argument("--unfreeze", type=int, default=0, help="fine-tune the last N feature blocks in a second phase")
+    p.add_argument("--unfreeze", type=int, help="fine-tune the last N feature blocks in a second phase (0: head only)")
     p.add_argument("--seed", type=int, default=0, help="random seed (runs are deterministic under it)")
     p.add_argument("--resume", type=Path, help="checkpoint to resume from")
     p.add_argument("--batch-size", type=int, help="training batch size")
     p.add_argument("--lr", type=float, help="learning rate of the head")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="the seed's recipe: no augmentation")
     p.add_argument("--limit", type=int, help="use at most N images per class and split (quick runs, tests)")
+    p.add_argument("--views", type=int, help="augmented views cached per training image (default 4)")
+    p.add_argument("--finetune-epochs", type=int, help="epochs of the --unfreeze phase")
+    p.add_argument("--degrade", type=int, nargs="+", metavar="PX",
+                   help="face widths of the degraded validation copies that select the model (default 24 32)")
+    p.add_argument("--eval", type=Path, action="append", metavar="DIR",
+                   help="also evaluate the result on this with_mask/without_mask folder (repeatable; never trained on)")
     p.set_defaults(func=_run_train, augment=True)
 
 

@@ -7,8 +7,9 @@ def is_user_error(exc: BaseException) -> bool:
     from maskwatch.artifact import ArtifactError
     from maskwatch.cameras import CameraError
     from maskwatch.modelfiles import ModelFileError
+    from maskwatch.predict import InputError
     from maskwatch.redis_conn import RedisUnavailable
     from maskwatch.settings import SettingsError
 
-    return isinstance(exc, (ArtifactError, CameraError, ModelFileError, RedisUnavailable, SettingsError,
+    return isinstance(exc, (ArtifactError, CameraError, ModelFileError, RedisUnavailable, SettingsError, InputError,
                             FileNotFoundError, PermissionError, ValueError))

@@ -1,0 +1,156 @@
+"""`maskwatch up`: the whole system on one machine, as supervised child processes.
+
+Starts an embedded ``redis-server`` when no Redis URL is configured, registers the cameras given
+on the command line, then runs one producer, N workers, the side-job runner and the dashboard
+as children (the same commands a multi-machine deployment runs). A child that dies is restarted
+with backoff; Ctrl-C or SIGTERM stops them in order (producer first, so no new frames arrive)
+and leaves no process behind: children also get SIGTERM if this process is killed outright.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from maskwatch.camera_cli import parse_camera_arg
+from maskwatch.cameras import Registry
+from maskwatch.embedded_redis import EmbeddedRedis
+from maskwatch.keys import Keys
+from maskwatch.redaction import mask_url
+from maskwatch.redis_conn import connect
+from maskwatch.settings import Settings
+
+log = logging.getLogger("maskwatch.up")
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: receive SIGTERM when the launcher dies, even by SIGKILL (Linux)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+@dataclass
+class Child:
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    started_at: float = field(default=0.0)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "maskwatch", *self.args], env=self.env,
+                                     preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+        self.started_at = time.monotonic()
+        log.info("started %s (pid %d)", self.name, self.proc.pid)
+
+    def stop(self, timeout: float) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop within %.0f s; killing it", self.name, timeout)
+            self.proc.kill()
+            self.proc.wait()
+
+
+def child_env(s: Settings) -> dict[str, str]:
+    """The environment that carries these settings to a child process."""
+    env = dict(os.environ)
+    for name, value in s.__dict__.items():
+        if value is None:
+            env.pop(f"MASKWATCH_{name.upper()}", None)
+        else:
+            env[f"MASKWATCH_{name.upper()}"] = str(value)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def plan(s: Settings, args: argparse.Namespace) -> list[Child]:
+    """The children `up` runs, in start order."""
+    workers = max(1, args.workers)
+    # Several workers on one machine: split the cores between them rather than oversubscribe.
+    threads = s.threads or max(1, (os.cpu_count() or 1) // workers)
+    children = [Child("producer", ["producer"], child_env(s))]
+    for i in range(workers):
+        port = s.worker_metrics_port + 10 * i if s.worker_metrics_port else 0
+        children.append(Child(f"worker-{i + 1}", ["worker", "--name", f"{os.uname().nodename}-w{i + 1}"],
+                              child_env(s.override(worker_metrics_port=port, threads=threads))))
+    if not args.no_jobs:
+        children.append(Child("jobs", ["jobs"], child_env(s)))
+    if not args.no_dashboard:
+        children.append(Child("dashboard", ["dashboard", "--host", args.host, "--port", str(args.port)], child_env(s)))
+    return children
+
+
+def run_up(s: Settings, args: argparse.Namespace) -> int:
+    redis_server: EmbeddedRedis | None = None
+    if not s.redis_url:
+        redis_server = EmbeddedRedis(Path(args.state_dir or s.state_dir) / "redis").start()
+        s = s.override(redis_url=redis_server.url)
+        log.info("embedded redis-server on %s (files in %s)", redis_server.url, redis_server.state_dir)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping everything", signum)
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    children: list[Child] = []
+    try:
+        registry = Registry(connect(s), Keys(s.prefix))
+        for spec in args.camera:
+            cam = parse_camera_arg(spec, args.fps, args.loop)
+            registry.put(cam)
+            log.info("camera %s -> %s", cam.id, mask_url(cam.url))
+        if not registry.all()[0]:
+            log.warning("no cameras registered yet: add one with `maskwatch camera add NAME URL` or --camera NAME=URL")
+        children = plan(s, args)
+        for child in children:
+            child.start()
+        if not args.no_dashboard:
+            log.info("dashboard: http://%s:%d  (Ctrl-C stops everything)", args.host, args.port)
+        supervise(children, stopping)
+    finally:
+        for child in children:  # producer first: no new frames while the workers finish their batches
+            child.stop(timeout=15)
+        if redis_server is not None:
+            redis_server.stop()
+        log.info("stopped")
+    return 0
+
+
+def supervise(children: list[Child], stopping: threading.Event) -> None:
+    """Restart children that exit, with exponential backoff, until asked to stop."""
+    while not stopping.wait(0.5):
+        now = time.monotonic()
+        for child in children:
+            if child.proc is None or child.proc.poll() is None:
+                continue
+            if child.next_start == 0.0:
+                ran = now - child.started_at
+                if ran > 60:
+                    child.restarts = 0  # it ran fine for a while: this is a new failure, not a crash loop
+                delay = min(30.0, 1.0 * 2 ** child.restarts)
+                child.next_start = now + delay
+                log.error("%s exited with code %s; restarting in %.0f s", child.name, child.proc.returncode, delay)
+            elif now >= child.next_start:
+                child.restarts += 1
+                child.next_start = 0.0
+                child.start()
