@@ -37,20 +37,20 @@ def load_camera_file(path: Path) -> list[CameraConfig]:
     return cams
 
 
-def parse_camera_arg(spec: str, fps: float | None = None, loop: bool = False) -> CameraConfig:
-    """``NAME=URL`` from `maskwatch up --camera`."""
+def parse_camera_arg(spec: str, s: Settings, loop: bool = False) -> CameraConfig:
+    """``NAME=URL`` from `maskwatch up --camera`, with the settings' camera defaults."""
     name, sep, url = spec.partition("=")
     if not sep or not name or not url:
         raise CameraError(f"--camera {spec!r}: expected NAME=URL, e.g. --camera lobby=rtsp://10.0.0.5/stream1")
-    return CameraConfig(id=name, url=url, fps=fps or 5.0, loop=loop)
+    return CameraConfig(id=name, url=url, fps=s.fps, max_width=s.max_width, jpeg_quality=s.jpeg_quality, loop=loop)
 
 
 def run(s: Settings, args: argparse.Namespace) -> int:
     registry = Registry(connect(s), Keys(s.prefix))
     if args.camera_cmd == "add":
         roi = tuple(float(v) for v in args.roi.split(",")) if args.roi else None
-        cam = CameraConfig(id=args.name, url=args.url, fps=args.fps, max_width=args.max_width,
-                           jpeg_quality=args.jpeg_quality, loop=args.loop, roi=roi,  # type: ignore[arg-type]
+        cam = CameraConfig(id=args.name, url=args.url, fps=s.fps, max_width=s.max_width,
+                           jpeg_quality=s.jpeg_quality, loop=args.loop, roi=roi,  # type: ignore[arg-type]
                            min_face_px=args.min_face_px, enabled=not args.disabled)
         registry.put(cam)
         print(f"camera {cam.id} -> {cam.public()['url']} ({cam.fps:g} fps)")

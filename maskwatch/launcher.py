@@ -116,7 +116,7 @@ def run_up(s: Settings, args: argparse.Namespace) -> int:
     try:
         registry = Registry(connect(s), Keys(s.prefix))
         for spec in args.camera:
-            cam = parse_camera_arg(spec, args.fps, args.loop)
+            cam = parse_camera_arg(spec, s, args.loop)
             registry.put(cam)
             log.info("camera %s -> %s", cam.id, mask_url(cam.url))
         if not registry.all()[0]:

@@ -40,7 +40,7 @@ class Settings:
     allow_no_token: bool = False  # local use only: write endpoints without a token
     compliance_good: float = 0.9  # tile colours: >= good is green, >= warn amber, else red
     compliance_warn: float = 0.7
-    # --- producer
+    # --- producer; fps, max_width and jpeg_quality are the defaults of cameras added without them
     fps: float = 5.0
     max_width: int = 1280
     jpeg_quality: int = 85
@@ -63,9 +63,13 @@ class Settings:
     snapshot_ttl_s: int = 7 * 86_400
     latest_ttl_s: int = 60
     # --- vision
-    det_score: float = 0.6  # YuNet confidence threshold
+    # Detection (maskwatch/vision/detect.py; chosen with bench/quality.py, see docs/quality.md)
+    det_score: float = 0.5  # YuNet confidence for a face, in the frame pass and the zoom pass
     det_upscale: float = 2.0  # frames are enlarged up to this factor so small faces reach YuNet's 10 px floor
-    det_max_side: int = 1920  # ...but never beyond this many pixels on the long side
+    det_max_side: int = 960  # ...but never beyond this many pixels on the long side: it bounds the cost
+    det_zoom_score: float = 0.02  # candidates this sure get a second, zoomed look (0: no zoom pass)
+    det_zoom_px: int = 64  # the zoom pass enlarges a candidate face to this many pixels
+    det_flip: bool = False  # detect on the mirrored frame too: more masked faces found, twice the time
     min_face_px: int = 12
     crop_margin: float = 0.15  # square crop grows the face box by this share on each side
     mask_threshold: float = 0.5  # P(without_mask) above this is a violation
@@ -76,6 +80,9 @@ class Settings:
     # --- side jobs
     webhook_url: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
+    webhook_tries: int = 5  # attempts per delivery before it is marked failed
+    webhook_backoff_s: float = 5.0  # wait before the 2nd attempt; each later wait is 4x longer
+    dashboard_url: str | None = None  # public base URL, for absolute snapshot links in webhooks
     alert_window_s: int = 300
     alert_threshold: float = 0.8
     alert_min_faces: int = 10
@@ -107,6 +114,8 @@ class Settings:
             raise SettingsError(f"MASKWATCH_RUNTIME={self.runtime!r}: choose auto, onnx or torch")
         if self.device not in {"auto", "cpu", "cuda"}:
             raise SettingsError(f"MASKWATCH_DEVICE={self.device!r}: choose auto, cpu or cuda")
+        if self.webhook_tries < 1 or self.webhook_backoff_s < 0:
+            raise SettingsError("need MASKWATCH_WEBHOOK_TRIES >= 1 and MASKWATCH_WEBHOOK_BACKOFF_S >= 0")
         if not 0 < self.compliance_warn <= self.compliance_good <= 1:
             raise SettingsError("need 0 < MASKWATCH_COMPLIANCE_WARN <= MASKWATCH_COMPLIANCE_GOOD <= 1")
         return self

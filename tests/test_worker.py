@@ -18,7 +18,7 @@ from maskwatch.vision.pipeline import Pipeline
 from tests.conftest import DATA, need_shared
 from tests.frames import push_frames, scenes, totals, wait_for
 from worker.commit import Committer, Outcome
-from worker.consumer import ensure_group
+from maskwatch.streams import ensure_group
 from worker.service import Worker
 
 

@@ -26,15 +26,6 @@ class Entry:
     deliveries: int = 1
 
 
-def ensure_group(r: redis.Redis, keys: Keys) -> None:
-    """Create the group at the start of the stream (so frames sent before any worker are read)."""
-    try:
-        r.xgroup_create(keys.frames, keys.group, id="0", mkstream=True)
-    except redis.ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
-
-
 class FrameSource:
     def __init__(self, r: redis.Redis, keys: Keys, consumer: str, batch_size: int, max_wait_ms: int,
                  claim_idle_ms: int, idle_block_ms: int = 1000):

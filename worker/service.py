@@ -26,7 +26,8 @@ from maskwatch.vision.annotate import annotate
 from maskwatch.vision.pipeline import Pipeline, encode_jpeg
 from worker import metrics
 from worker.commit import Committer
-from worker.consumer import FrameSource, ensure_group
+from maskwatch.streams import ensure_group, group_info
+from worker.consumer import FrameSource
 from worker.deadletter import DeadLetters
 from worker.heartbeat import Heartbeat, Throughput
 from worker.processing import BatchOutput, Processor
@@ -116,10 +117,9 @@ class Worker:
         pipe.execute()
 
     def _update_lag(self) -> None:
-        for g in self.r.xinfo_groups(self.keys.frames):
-            name = g.get("name")
-            if (name.decode() if isinstance(name, bytes) else name) == self.keys.group and g.get("lag") is not None:
-                metrics.LAG.set(g["lag"])
+        info = group_info(self.r, self.keys)
+        if info is not None and info.lag is not None:
+            metrics.LAG.set(info.lag)
 
     def run(self) -> None:
         """Loop until stopped; a Redis outage is logged once and waited out with backoff."""

@@ -1,0 +1,108 @@
+"""One camera's capture loop, on a thread of its own (OpenCV releases the GIL while it reads and decodes).
+
+open -> frames at the target fps -> skip (backpressure, Redis down) or downscale, encode, send;
+on any failure: state ``reconnecting``, wait a backoff with full jitter, open again. A file that
+ends without ``loop`` leaves the camera ``offline`` (detail ``ended``). Errors are masked before
+they reach the status hash or the log, and never stop the other cameras.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from maskwatch.cameras import CameraConfig
+from maskwatch.codec import Frame
+from maskwatch.redaction import mask_text, mask_url
+from producer.backoff import Backoff
+from producer.backpressure import Backpressure
+from producer.imaging import to_jpeg
+from producer.sink import FrameSink, NotLeaseHolder
+from producer.sources import Source, SourceError, Tick, open_source
+from producer.status import OFFLINE, ONLINE, CameraStats
+
+log = logging.getLogger(__name__)
+
+
+class CaptureLoop:
+    def __init__(self, cam: CameraConfig, stats: CameraStats, sink: FrameSink, backpressure: Backpressure,
+                 reconnect_max_s: float):
+        self.cam, self.stats, self.sink, self.backpressure = cam, stats, sink, backpressure
+        self.backoff = Backoff(base=min(0.5, reconnect_max_s), cap=reconnect_max_s)
+        self._extra = {"cam": cam.id}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"capture-{cam.id}", daemon=True)
+        self._last_error = ""
+
+    def start(self) -> CaptureLoop:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask the loop to end; it does within a frame, or after an open in progress times out."""
+        self._stop.set()
+
+    def join(self, timeout: float) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                source = open_source(self.cam)
+            except Exception as exc:  # noqa: BLE001 - any failure to open is the camera's, never the producer's
+                self._retry_after(exc)
+                continue
+            try:
+                ended = self._pump(source)
+            except Exception as exc:  # noqa: BLE001 - a stream that breaks is reconnected
+                self._retry_after(exc)
+                continue
+            finally:
+                source.close()
+            if ended:
+                self.stats.set_state(OFFLINE, "ended")
+                log.info("%s ended (no loop): camera offline", mask_url(self.cam.url), extra=self._extra)
+                return
+
+    def _pump(self, source: Source) -> bool:
+        """Send frames until the source ends (True) or the loop is stopped (False)."""
+        first = True
+        for tick in source.frames(self._stop):
+            if first:
+                first = False
+                self.backoff.reset()
+                self._last_error = ""
+                self.stats.set_state(ONLINE, "")
+                log.info("capturing %s at %g fps", mask_url(self.cam.url), self.cam.fps, extra=self._extra)
+            if not self.sink.ready():
+                self.stats.on_skipped("redis_down")
+            elif self.backpressure.active:
+                self.stats.on_skipped("backpressure")
+            else:
+                self._send(tick)
+        return not self._stop.is_set()
+
+    def _send(self, tick: Tick) -> None:
+        jpg, w, h = to_jpeg(tick.retrieve(), self.cam.max_width, self.cam.jpeg_quality)
+        try:
+            seq = self.sink.send(Frame(cam=self.cam.id, seq=0, ts=tick.ts_ms, w=w, h=h, jpg=jpg))
+        except NotLeaseHolder:  # the supervisor stops this loop at its next tick, or takes the lease back
+            self.stats.on_skipped("no_lease")
+            return
+        if seq is None:
+            self.stats.on_skipped("redis_down")
+        else:
+            self.stats.on_sent(tick.ts_ms)
+
+    def _retry_after(self, exc: Exception) -> None:
+        # A SourceError says what is wrong with the camera; anything else is named by its type too.
+        text = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
+        error = mask_text(text, self.cam.url)
+        delay = self.backoff.next()
+        self.stats.on_reconnect(error)
+        # Said loudly once per kind of failure; a camera that stays down repeats it quietly.
+        level = logging.WARNING if error != self._last_error else logging.INFO
+        self._last_error = error
+        log.log(level, "%s; reconnecting in %.1f s (attempt %d)", error, delay, self.backoff.attempts, extra=self._extra)
+        self._stop.wait(delay)

@@ -1,0 +1,52 @@
+"""A background thread that runs one job every few seconds and survives a Redis outage."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import redis
+
+from producer.outage import RedisOutage
+
+log = logging.getLogger(__name__)
+
+
+class Periodic:
+    """Runs ``job`` now and then every ``interval`` seconds until :meth:`stop`.
+
+    Redis being unreachable goes to ``outage`` (logged once per outage) and the next run simply
+    tries again; any other error is logged with its traceback (once while it repeats) and the
+    thread carries on.
+    """
+
+    def __init__(self, name: str, interval: float, job: Callable[[], None], outage: RedisOutage):
+        self.name, self.interval, self.job, self.outage = name, interval, job, outage
+        self._stop = threading.Event()
+        self._last_error = ""
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> Periodic:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.job()
+                self.outage.ok()
+                self._last_error = ""
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                self.outage.failed(exc)
+            except Exception as exc:
+                if str(exc) != self._last_error:
+                    log.exception("%s failed; trying again every %.1f s", self.name, self.interval)
+                self._last_error = str(exc)
+            if self._stop.wait(self.interval):
+                return

@@ -1,0 +1,78 @@
+"""Helpers shared by the producer tests (no tests here): producers, test videos, waiting, reading Redis."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import cv2
+import numpy as np
+import redis
+
+from maskwatch.codec import Frame, decode_frame
+from maskwatch.keys import Keys
+from maskwatch.settings import Settings
+from producer.service import ProducerService
+
+T = TypeVar("T")
+StartProducer = Callable[..., ProducerService]
+
+
+@contextmanager
+def producers(settings: Settings) -> Iterator[StartProducer]:
+    """Start producers in this process with ``settings`` (overridable per producer); all stopped on exit."""
+    started: list[ProducerService] = []
+
+    def start(**overrides: object) -> ProducerService:
+        service = ProducerService(settings.override(**overrides)).start()
+        started.append(service)
+        return service
+
+    try:
+        yield start
+    finally:
+        for service in started:
+            service.stop()
+
+
+def make_video(path: Path, seconds: float, fps: float = 25.0, size: tuple[int, int] = (320, 240)) -> Path:
+    """An MJPG .avi of ``seconds`` at ``fps``: a bar that moves, so consecutive frames differ."""
+    w, h = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    assert writer.isOpened(), f"OpenCV cannot write {path}"
+    for i in range(round(seconds * fps)):
+        img = np.full((h, w, 3), 60, np.uint8)
+        x = (i * 7) % w
+        img[:, x:x + 10] = (0, 200, 255)
+        writer.write(img)
+    writer.release()
+    return path
+
+
+def wait_for(what: str, check: Callable[[], T], timeout: float = 10.0, every: float = 0.1) -> T:
+    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {value!r})")
+        time.sleep(every)
+
+
+def frames(r: redis.Redis, keys: Keys, cam: str | None = None) -> list[Frame]:
+    """Every frame on the stream (of one camera), decoded, oldest first."""
+    out = [decode_frame(fields) for _, fields in r.xrange(keys.frames)]
+    return [f for f in out if cam is None or f.cam == cam]
+
+
+def status(r: redis.Redis, keys: Keys, cam: str) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in r.hgetall(keys.cam_status(cam)).items()}
+
+
+def lease_owners(r: redis.Redis, keys: Keys, cams: list[str]) -> dict[str, str | None]:
+    return {cam: (v.decode() if (v := r.get(keys.lease(cam))) else None) for cam in cams}
