@@ -119,3 +119,7 @@ class Keys:
 
     def analysis(self, job_id: str) -> str:
         return self._k("analysis", job_id)
+
+    def upload(self, upload_id: str) -> str:
+        """A video uploaded on the dashboard, kept until its analysis job has read it."""
+        return self._k("upload", upload_id)

@@ -22,13 +22,18 @@ class GroupInfo:
     last_delivered: str
 
 
-def ensure_group(r: redis.Redis, keys: Keys) -> None:
-    """Create the workers group (and the stream) if missing; a no-op when it exists."""
+def create_group(r: redis.Redis, stream: str, group: str, start: str) -> None:
+    """Create ``group`` on ``stream`` (and the stream) at ``start`` if missing; a no-op when it exists."""
     try:
-        r.xgroup_create(keys.frames, keys.group, id="0", mkstream=True)
+        r.xgroup_create(stream, group, id=start, mkstream=True)
     except redis.ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
+
+
+def ensure_group(r: redis.Redis, keys: Keys) -> None:
+    """The workers group on the frames stream, from its first entry."""
+    create_group(r, keys.frames, keys.group, "0")
 
 
 def _text(value: bytes | str) -> str:

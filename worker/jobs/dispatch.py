@@ -1,0 +1,109 @@
+"""Turn violation events into webhook jobs: tail ``mw:events`` through the ``notifier`` consumer group.
+
+The group starts at the end of the stream the first time any runner creates it, so a new
+installation does not flood receivers with old events; from then on the group remembers its
+place, and events written while every runner was down are sent when one comes back. An event is
+acknowledged after its jobs are queued; one left pending by a runner that died is claimed by
+another after :data:`CLAIM_IDLE_MS`, and re-queuing it is harmless (delivery ids are fixed per
+event and URL). The worker already throttles events per camera, so each one is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import redis
+
+from maskwatch.codec import Event, Fields, MessageError, decode_event
+from maskwatch.keys import NOTIFIER_GROUP, Keys
+from maskwatch.streams import create_group
+from worker.jobs import metrics
+from worker.jobs.queue import JobContext
+from worker.jobs.webhooks import Notifier, iso
+
+log = logging.getLogger(__name__)
+READ_COUNT = 100
+BLOCK_MS = 1000
+CLAIM_IDLE_MS = 60_000
+CLAIM_EVERY_S = 30.0
+
+
+def ensure_group(r: redis.Redis, keys: Keys) -> None:
+    """The notifier group on the events stream, from now on: events older than the group are never sent."""
+    create_group(r, keys.events, NOTIFIER_GROUP, "$")
+
+
+class Dispatcher:
+    def __init__(self, ctx: JobContext, notifier: Notifier, consumer: str):
+        self.ctx, self.notifier, self.consumer = ctx, notifier, consumer
+        self.r, self.keys = ctx.r, ctx.keys
+        self._claimed_at = float("-inf")
+
+    def payload(self, e: Event) -> dict[str, Any]:
+        return {"type": "violation", "camera": e.cam, "event_id": e.snap, "seq": e.seq, "ts": e.ts, "time": iso(e.ts),
+                "probability": round(e.score, 4), "box": list(e.box), "snapshot_url": self.ctx.snapshot_url(e.snap)}
+
+    def _handle(self, entry_id: bytes, fields: Fields) -> None:
+        eid = entry_id.decode()
+        try:
+            event = decode_event(fields)
+        except MessageError as exc:  # a bad entry is skipped, never retried forever
+            metrics.EVENTS_MALFORMED.inc()
+            log.warning("skipping event %s: %s", eid, exc, extra={"entry": eid})
+            return
+        self.notifier.send("violation", event.cam, f"event|{eid}", self.payload(event))
+        metrics.EVENTS_DISPATCHED.inc()
+
+    def _entries(self, block_ms: int | None) -> list[tuple[bytes, Fields]]:
+        entries: list[Any] = []
+        if time.monotonic() - self._claimed_at > CLAIM_EVERY_S:  # events left pending by a runner that died
+            self._claimed_at = time.monotonic()
+            claimed: Any = self.r.xautoclaim(self.keys.events, NOTIFIER_GROUP, self.consumer, CLAIM_IDLE_MS, "0-0",
+                                             count=READ_COUNT)
+            entries += claimed[1]
+        read: Any = self.r.xreadgroup(NOTIFIER_GROUP, self.consumer, {self.keys.events: ">"}, count=READ_COUNT,
+                                      block=None if entries else block_ms)
+        for _, got in read or []:
+            entries += got
+        return [(i, f) for i, f in entries if f]  # entries trimmed away while pending come back empty
+
+    def run_once(self, block_ms: int | None = None) -> int:
+        """Queue the webhooks of the next events (waiting up to ``block_ms`` for some); returns how many."""
+        entries = self._entries(block_ms)
+        for entry_id, fields in entries:
+            self._handle(entry_id, fields)
+            self.r.xack(self.keys.events, NOTIFIER_GROUP, entry_id)
+        return len(entries)
+
+    def drain(self) -> int:
+        """Everything new, without waiting (burst mode)."""
+        ensure_group(self.r, self.keys)
+        n = 0
+        while (got := self.run_once()) > 0:
+            n += got
+        return n
+
+    def run(self, stopping: threading.Event) -> None:
+        """Loop until ``stopping``; survives Redis outages and restarts (the group is recreated)."""
+        backoff, down = 0.2, False
+        while not stopping.is_set():
+            try:
+                if down:
+                    ensure_group(self.r, self.keys)
+                    log.info("Redis is back; dispatching events again")
+                    down, backoff = False, 0.2
+                self.run_once(BLOCK_MS)
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                log.warning("notifier group missing (%s); recreating it", exc)
+                ensure_group(self.r, self.keys)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if not down:
+                    log.warning("Redis unreachable (%s); events wait in the stream", exc)
+                    down = True
+                stopping.wait(backoff)
+                backoff = min(5.0, backoff * 2)
