@@ -20,10 +20,9 @@ True
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import redis
 
@@ -44,7 +43,7 @@ class Counts:
     with_mask: int = 0
     without_mask: int = 0
 
-    def __add__(self, other: "Counts") -> "Counts":
+    def __add__(self, other: Counts) -> Counts:
         return Counts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
     @property
@@ -53,7 +52,7 @@ class Counts:
         return self.with_mask / self.faces if self.faces else None
 
     @classmethod
-    def from_hash(cls, raw: dict[bytes, bytes]) -> "Counts":
+    def from_hash(cls, raw: dict[bytes, bytes]) -> Counts:
         """Counts from a hash keyed by counter name, e.g. ``mw:totals:{cam}``."""
         return cls(*(int(raw.get(name.encode(), 0)) for name in COUNTERS))
 
@@ -81,7 +80,7 @@ def stat_field(minute_of_day: int, counter: str) -> str:
 
 
 def _day(epoch_day: int) -> str:
-    return datetime.fromtimestamp(epoch_day * 86_400, tz=timezone.utc).strftime("%Y%m%d")
+    return datetime.fromtimestamp(epoch_day * 86_400, tz=UTC).strftime("%Y%m%d")
 
 
 def _minute_span(window_s: int, now_ms: int) -> tuple[int, int]:
@@ -91,36 +90,63 @@ def _minute_span(window_s: int, now_ms: int) -> tuple[int, int]:
     return (now_ms - window_s * 1000) // MINUTE_MS, now_ms // MINUTE_MS
 
 
-def read_minutes(r: redis.Redis, keys: Keys, cams: Sequence[str], first: int, last: int) -> dict[str, dict[int, Counts]]:
-    """Per camera, the counts of each epoch minute in ``[first, last]`` that holds any (one round trip)."""
-    oldest = last - STATS_RETENTION_DAYS * DAY_MINUTES
-    minutes_by_day: dict[int, list[int]] = defaultdict(list)
-    for minute in range(max(first, oldest), last + 1):
-        minutes_by_day[minute // DAY_MINUTES].append(minute)
-    plan = [(cam, day, minutes) for cam in cams for day, minutes in sorted(minutes_by_day.items())]
+# Sums minute buckets into bins inside Redis, so a day of minutes per camera costs one small reply
+# instead of thousands of fields (a week of one camera is 40,320 of them).
+# KEYS: the stats hashes of consecutive days, oldest first; ARGV[1]: the epoch day of KEYS[1];
+# ARGV[2..]: bin boundaries in epoch minutes, ascending; bin i holds the minutes [b[i], b[i+1]).
+# Returns the four counters of each bin, flattened.
+_SUM_BINS = """
+local first_day = tonumber(ARGV[1])
+local out = {}
+for i = 2, #ARGV - 1 do
+  local sums = {0, 0, 0, 0}
+  for m = tonumber(ARGV[i]), tonumber(ARGV[i + 1]) - 1 do
+    local mod = m % 1440
+    local v = redis.call('HMGET', KEYS[math.floor(m / 1440) - first_day + 1],
+                         mod .. ':frames', mod .. ':faces', mod .. ':with_mask', mod .. ':without_mask')
+    for j = 1, 4 do
+      if v[j] then sums[j] = sums[j] + tonumber(v[j]) end
+    end
+  end
+  for j = 1, 4 do out[#out + 1] = sums[j] end
+end
+return out
+"""
+
+
+def sum_bins(r: redis.Redis, keys: Keys, cams: Sequence[str], bounds: Sequence[int]) -> dict[str, list[Counts]]:
+    """Per camera, the counts of the minutes between consecutive ``bounds`` (epoch minutes), in one round trip.
+
+    Minutes older than the stats retention are left out: their hashes have expired or are about to.
+    """
+    oldest = bounds[-1] - 1 - STATS_RETENTION_DAYS * DAY_MINUTES
+    clamped = [max(b, oldest) for b in bounds]
+    first_day, last_day = clamped[0] // DAY_MINUTES, (clamped[-1] - 1) // DAY_MINUTES
+    script = r.register_script(_SUM_BINS)
     with r.pipeline(transaction=False) as p:
-        for cam, day, minutes in plan:
-            p.hmget(keys.stats(cam, _day(day)), [stat_field(m % DAY_MINUTES, c) for m in minutes for c in COUNTERS])
+        for cam in cams:
+            day_keys = [keys.stats(cam, _day(d)) for d in range(first_day, last_day + 1)]
+            script(keys=day_keys, args=[first_day, *clamped], client=p)
         replies = p.execute()
-    out: dict[str, dict[int, Counts]] = {cam: {} for cam in cams}
     n = len(COUNTERS)
-    for (cam, _, minutes), values in zip(plan, replies):
-        for i, minute in enumerate(minutes):
-            raw = values[i * n:(i + 1) * n]
-            if any(v is not None for v in raw):
-                out[cam][minute] = Counts(*(int(v or 0) for v in raw))
-    return out
+    return {cam: [Counts(*(int(x) for x in flat[i:i + n])) for i in range(0, len(flat), n)]
+            for cam, flat in zip(cams, replies)}
+
+
+def window_bounds(windows_s: Iterable[int], now_ms: int) -> list[int]:
+    """Bin boundaries for :func:`sum_bins` such that each window is the sum of the bins from its start on."""
+    return sorted({_minute_span(w, now_ms)[0] for w in windows_s}) + [now_ms // MINUTE_MS + 1]
+
+
+def fold_windows(bounds: Sequence[int], bins: Sequence[Counts], windows_s: Iterable[int], now_ms: int) -> dict[int, Counts]:
+    """The counts over each window from the bins that :func:`window_bounds` laid out."""
+    return {w: total(bins[bounds.index(_minute_span(w, now_ms)[0]):]) for w in windows_s}
 
 
 def windows(r: redis.Redis, keys: Keys, cams: Sequence[str], windows_s: Sequence[int], now_ms: int) -> dict[str, dict[int, Counts]]:
     """Per camera, the counts over each window (seconds) ending at ``now_ms``, read in one round trip."""
-    spans = {w: _minute_span(w, now_ms) for w in windows_s}
-    first = min(s[0] for s in spans.values())
-    minutes = read_minutes(r, keys, cams, first, now_ms // MINUTE_MS)
-    return {
-        cam: {w: total(c for m, c in by_minute.items() if m >= lo) for w, (lo, _) in spans.items()}
-        for cam, by_minute in minutes.items()
-    }
+    bounds = window_bounds(windows_s, now_ms)
+    return {cam: fold_windows(bounds, bins, windows_s, now_ms) for cam, bins in sum_bins(r, keys, cams, bounds).items()}
 
 
 def window(r: redis.Redis, keys: Keys, cam: str, window_s: int, now_ms: int) -> Counts:
@@ -137,13 +163,9 @@ def series(r: redis.Redis, keys: Keys, cam: str, window_s: int, step_s: int, now
         raise ValueError(f"step must be a positive whole number of minutes, got {step_s} s")
     first, last = _minute_span(window_s, now_ms)
     step_min = step_s // 60
-    first -= first % step_min
-    by_minute = read_minutes(r, keys, [cam], first, last)[cam]
-    sums: dict[int, Counts] = defaultdict(Counts)
-    for minute, counts in by_minute.items():
-        start = minute - minute % step_min
-        sums[start] = sums[start] + counts
-    return [Point(m * MINUTE_MS, sums.get(m, Counts())) for m in range(first, last + 1, step_min)]
+    starts = list(range(first - first % step_min, last + 1, step_min))
+    counts = sum_bins(r, keys, [cam], [*starts, last + 1])[cam]
+    return [Point(start * MINUTE_MS, c) for start, c in zip(starts, counts)]
 
 
 def totals(r: redis.Redis, keys: Keys, cams: Sequence[str]) -> dict[str, Counts]:

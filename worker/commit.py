@@ -12,16 +12,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 import redis
 
+from maskwatch.compliance import bucket_of
 from maskwatch.codec import Event, Result, encode_event, encode_result
 from maskwatch.keys import Keys
 from maskwatch.settings import Settings
 
 STATS_TTL_S = 8 * 86_400
-COUNTERS = ("frames", "faces", "with_mask", "without_mask")
 
 _COMMIT = """
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
@@ -62,12 +61,6 @@ class Outcome:
     snapshot: bytes = b""
 
 
-def day_and_minute(ts_ms: int) -> tuple[str, int]:
-    """UTC day ``yyyymmdd`` and minute of the day of a capture time in epoch ms."""
-    t = datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc)
-    return t.strftime("%Y%m%d"), t.hour * 60 + t.minute
-
-
 def _flat(fields: dict[str, object]) -> list[object]:
     return [x for kv in fields.items() for x in kv]
 
@@ -87,7 +80,7 @@ class Committer:
         pipe = self.r.pipeline(transaction=False)
         for o in outcomes:
             res = o.result
-            day, minute = day_and_minute(res.ts)
+            day, minute = bucket_of(res.ts)
             n_with = sum(f.label == "with_mask" for f in res.faces)
             n_without = len(res.faces) - n_with
             result_fields = _flat(encode_result(res))

@@ -1,0 +1,110 @@
+"""The read-only JSON API: cameras, their compliance series, frames, violations, workers and the system."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from dashboard import durations, readers, system_reader
+from dashboard.errors import camera_id, not_found, unprocessable
+from dashboard.models import (
+    CameraDetail,
+    CameraSummary,
+    Overview,
+    Series,
+    System,
+    ViolationEvent,
+    Worker,
+)
+from dashboard.state import DashboardState, get_state, now_ms
+
+router = APIRouter(prefix="/api", tags=["read"])
+_EVENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such camera"}}
+_JPEG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/jpeg": {}}, "description": "a JPEG image"}, 404: {"description": "no image (yet, or expired)"}}
+
+
+def _jpeg(data: bytes | None, what: str) -> Response:
+    if data is None:
+        raise not_found(what)
+    # frames change every second and snapshots are evidence: never serve a cached copy
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/overview", response_model=Overview, summary="Site headline and every camera's figures")
+def get_overview(state: DashboardState = Depends(get_state)) -> Overview:
+    return readers.overview(state, now_ms())
+
+
+@router.get("/cameras", response_model=list[CameraSummary], summary="Every registered camera with its compliance")
+def list_cameras(state: DashboardState = Depends(get_state)) -> list[CameraSummary]:
+    return readers.overview(state, now_ms()).cameras
+
+
+@router.get("/cameras/{camera_id}", response_model=CameraDetail, responses=_NOT_FOUND,
+            summary="One camera: figures, config (credentials masked) and the producer's report")
+def get_camera(cam: str = Depends(camera_id), state: DashboardState = Depends(get_state)) -> CameraDetail:
+    detail = readers.camera_detail(state, cam, now_ms())
+    if detail is None:
+        raise not_found(f"camera {cam!r}")
+    return detail
+
+
+@router.get("/cameras/{camera_id}/compliance", response_model=Series, responses=_NOT_FOUND,
+            summary="Compliance over time, bucketed by capture time")
+def get_compliance(
+    cam: str = Depends(camera_id),
+    window: str = Query("1h", description="how far back: 15m to 7d (a number with unit s, m, h or d)"),
+    step: str | None = Query(None, description="length of one point, whole minutes (e.g. 5m); default: a round "
+                                               "step giving about 120 points"),
+    state: DashboardState = Depends(get_state),
+) -> Series:
+    try:
+        window_s = durations.parse_duration(window)
+        durations.check_window(window_s)
+    except ValueError as exc:
+        raise unprocessable("query", "window", str(exc)) from None
+    try:
+        step_s = durations.auto_step(window_s) if step is None else durations.parse_duration(step)
+        durations.check_step(window_s, step_s)
+    except ValueError as exc:
+        raise unprocessable("query", "step", str(exc)) from None
+    if not state.r.hexists(state.keys.cameras, cam):
+        raise not_found(f"camera {cam!r}")
+    return readers.compliance_series(state, cam, window_s, step_s, now_ms())
+
+
+@router.get("/cameras/{camera_id}/latest.jpg", response_class=Response, responses=_JPEG,
+            summary="The newest annotated frame (kept for a short while after the worker wrote it)")
+def get_latest(cam: str = Depends(camera_id), state: DashboardState = Depends(get_state)) -> Response:
+    return _jpeg(state.r.get(state.keys.latest(cam)), f"recent frame of camera {cam!r}")
+
+
+@router.get("/events", response_model=list[ViolationEvent], summary="Violations, newest first")
+def list_events(
+    camera: str | None = Query(None, description="only this camera's violations"),
+    since: int | None = Query(None, ge=0, description="only violations captured at or after this time, epoch ms"),
+    limit: int = Query(50, ge=1, le=500, description="at most this many"),
+    state: DashboardState = Depends(get_state),
+) -> list[ViolationEvent]:
+    return readers.recent_events(state, camera, since, limit)
+
+
+@router.get("/events/{event_id}/snapshot.jpg", response_class=Response, responses=_JPEG,
+            summary="The JPEG of a violation (expires after the snapshot TTL)")
+def get_snapshot(event_id: str, state: DashboardState = Depends(get_state)) -> Response:
+    if not _EVENT_ID.match(event_id):
+        raise unprocessable("path", "event_id", "event ids are 1-128 letters, digits, '_', '.', ':' or '-'")
+    return _jpeg(state.r.get(state.keys.snap(event_id)), f"snapshot of event {event_id!r}")
+
+
+@router.get("/workers", response_model=list[Worker], summary="Workers with a live heartbeat")
+def list_workers(state: DashboardState = Depends(get_state)) -> list[Worker]:
+    return system_reader.workers(state.r, state.keys)
+
+
+@router.get("/system", response_model=System, summary="Queue lag, workers, dead letters and per-camera frame flow")
+def get_system(state: DashboardState = Depends(get_state)) -> System:
+    return system_reader.system(state, now_ms())

@@ -1,0 +1,27 @@
+"""Probes: ``/healthz`` says the process serves requests, ``/readyz`` that Redis answers too."""
+
+from __future__ import annotations
+
+import redis
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from dashboard.models import Health
+from dashboard.state import DashboardState, get_state
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness: the process is up")
+def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Health, responses={503: {"model": Health, "description": "Redis unreachable"}},
+            summary="Readiness: Redis is reachable")
+def readyz(state: DashboardState = Depends(get_state)) -> Health | JSONResponse:
+    try:
+        state.r.ping()
+    except redis.RedisError as exc:
+        return JSONResponse(Health(status="unavailable", detail=f"Redis: {exc}").model_dump(), status_code=503)
+    return Health(status="ready")

@@ -1,0 +1,242 @@
+"""The side-job views: jobs, compliance alerts, failed webhook deliveries, video analysis upload and reports.
+
+Pages: ``/jobs`` (the upload form, alerts, queued / running / retrying / failed jobs with their
+errors, failed deliveries, reports) and ``/jobs/analyses/{job}`` (a report with compliance over
+time and the violations, or the job's progress while it runs). JSON under ``/api`` (tag
+``jobs``); uploading needs the write token like every write endpoint.
+
+The dashboard never imports the worker package: it queues the analysis job by its dotted name and
+reads what the jobs wrote through :mod:`maskwatch.jobstore`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile, status
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
+from rq.job import Job
+
+from dashboard.auth import ENABLE_HINT, require_writer, write_mode
+from dashboard.errors import not_found, unprocessable
+from dashboard.state import DashboardState, get_state
+from dashboard.templating import Link, Table, render
+from maskwatch import jobstore
+from maskwatch.jobstore import AlertState, FailedDelivery, JobInfo, JobsOverview
+
+router = APIRouter()
+LIST_LIMIT = 50
+UPLOAD_CHUNK = 1 << 20
+TICKS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400)  # video-time labels
+
+
+class AnalysisQueued(BaseModel):
+    job_id: str
+    status_url: str = Field(description="the job's state and progress (JSON)")
+    report_url: str = Field(description="the report (JSON) once the job has finished")
+    page_url: str = Field(description="the report page; it shows the progress while the job runs")
+
+
+# --- JSON
+
+@router.get("/api/jobs", response_model=JobsOverview, tags=["jobs"], summary="Side jobs: queued, running, "
+            "waiting to retry, failed (with their errors) and recently finished")
+def list_jobs(state: DashboardState = Depends(get_state)) -> JobsOverview:
+    return jobstore.jobs_overview(state.r, state.settings.prefix, LIST_LIMIT)
+
+
+@router.get("/api/jobs/{job_id}", response_model=JobInfo, tags=["jobs"], responses={404: {"description": "no such job"}},
+            summary="One job: state, progress (analyses) and error")
+def get_job(job_id: str, state: DashboardState = Depends(get_state)) -> JobInfo:
+    return jobstore.job_info(_job(state, job_id))
+
+
+@router.get("/api/alerts", response_model=list[AlertState], tags=["jobs"],
+            summary="Each camera's compliance alert (firing first) and the figures it was last evaluated on")
+def list_alerts(state: DashboardState = Depends(get_state)) -> list[AlertState]:
+    return jobstore.alert_states(state.r, state.keys, sorted(state.registry.all()[0]))
+
+
+@router.get("/api/deliveries/failed", response_model=list[FailedDelivery], tags=["jobs"],
+            summary="Webhook deliveries that failed their last try, newest first")
+def list_failed_deliveries(limit: int = 50, state: DashboardState = Depends(get_state)) -> list[FailedDelivery]:
+    return jobstore.failed_deliveries(state.r, state.keys, max(1, min(limit, 500)))
+
+
+@router.get("/api/analyses", tags=["jobs"], summary="Finished video analyses, newest first (totals only)")
+def list_analyses(state: DashboardState = Depends(get_state)) -> list[dict[str, Any]]:
+    return jobstore.list_reports(state.r, state.keys, LIST_LIMIT)
+
+
+@router.get("/api/analyses/{job_id}", tags=["jobs"], responses={404: {"description": "no report (yet: see the job)"}},
+            summary="A video analysis report: totals, compliance over time, violations with snapshot URLs")
+def get_analysis(job_id: str, state: DashboardState = Depends(get_state)) -> dict[str, Any]:
+    report = jobstore.read_report(state.r, state.keys, job_id)
+    if report is None:
+        raise not_found(f"report of job {job_id!r} (a running job has none yet: GET /api/jobs/{job_id})")
+    return report
+
+
+@router.post("/api/analyses", response_model=AnalysisQueued, status_code=status.HTTP_202_ACCEPTED, tags=["jobs"],
+             dependencies=[Depends(require_writer)], summary="Upload a video and queue its analysis",
+             responses={401: {"description": "missing or wrong bearer token"}, 403: {"description": "write API disabled"},
+                        413: {"description": "file too large"}, 422: {"description": "bad camera, fps or file"}})
+def upload_analysis(video: UploadFile = File(description="the recorded video"),
+                    camera: str | None = Form(None, description="file the report under this camera (its ROI applies)"),
+                    fps: float = Form(5.0, description="frames per second to analyse"),
+                    state: DashboardState = Depends(get_state)) -> AnalysisQueued:
+    camera = camera.strip() or None if camera else None
+    try:
+        jobstore.check_analysis_options(camera, fps)
+    except jobstore.JobInputError as exc:
+        raise unprocessable("body", "fps" if "fps" in str(exc) else "camera", str(exc)) from None
+    data = bytearray()
+    while chunk := video.file.read(UPLOAD_CHUNK):
+        data += chunk
+        if len(data) > jobstore.MAX_UPLOAD_BYTES:
+            raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"the video is larger than "
+                                f"{jobstore.MAX_UPLOAD_BYTES // 2**20} MiB; analyse it with `maskwatch analyze FILE`")
+    try:
+        source = jobstore.store_upload(state.r, state.keys, bytes(data), video.filename or "upload")
+    except jobstore.JobInputError as exc:
+        raise unprocessable("body", "video", str(exc)) from None
+    job = jobstore.enqueue_analysis(state.r, state.settings.prefix, source, camera, fps)
+    return AnalysisQueued(job_id=job.id, status_url=f"/api/jobs/{job.id}", report_url=f"/api/analyses/{job.id}",
+                          page_url=f"/jobs/analyses/{job.id}")
+
+
+def _job(state: DashboardState, job_id: str) -> Job:
+    job = jobstore.fetch_job(state.r, job_id)
+    if job is None:
+        raise not_found(f"job {job_id!r}")
+    return job
+
+
+# --- pages
+
+def when(ms: int | None) -> str | None:
+    if not ms:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def pct(ratio: float | None) -> str | None:
+    return None if ratio is None else f"{100 * ratio:.0f}%"
+
+
+def clock(t_s: float) -> str:
+    """Video time as m:ss (h:mm:ss past an hour)."""
+    m, s = divmod(int(t_s), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _job_link(job: JobInfo) -> Link:
+    if job.func == jobstore.ANALYZE_FUNC:
+        return Link(job.id[:8], f"/jobs/analyses/{job.id}")
+    return Link(job.id[:8], f"/api/jobs/{job.id}")
+
+
+def _job_tables(jobs: JobsOverview) -> list[Table]:
+    return [
+        Table("Running", ["job", "what", "started", "progress"],
+              [[_job_link(j), j.description, when(j.started_ms), pct(j.progress)] for j in jobs.running], "no job running"),
+        Table("Queued", ["job", "what", "queued"], [[_job_link(j), j.description, when(j.enqueued_ms)] for j in jobs.queued],
+              "the queues are empty"),
+        Table("Waiting to retry", ["job", "what", "last try"],
+              [[_job_link(j), j.description, when(j.ended_ms)] for j in jobs.scheduled], "no retries pending"),
+        Table("Failed", ["job", "what", "failed", "error"],
+              [[_job_link(j), j.description, when(j.ended_ms), j.error] for j in jobs.failed], "no failed jobs"),
+        Table("Recently finished", ["job", "what", "finished"],
+              [[_job_link(j), j.description, when(j.ended_ms)] for j in jobs.finished], "none yet"),
+    ]
+
+
+@router.get("/jobs", response_class=HTMLResponse, include_in_schema=False)
+def jobs_page(request: Request, state: DashboardState = Depends(get_state)) -> HTMLResponse:
+    cams = sorted(state.registry.all()[0])
+    s = state.settings
+    alerts = Table("Compliance alerts", ["camera", "state", "since", "compliance", "faces", "times fired"],
+                   [[Link(a.camera, f"/cameras/{a.camera}"), a.state, when(a.since_ms), pct(a.compliance), a.faces,
+                     a.episodes] for a in jobstore.alert_states(state.r, state.keys, cams)], "no cameras registered")
+    deliveries = Table("Failed webhook deliveries", ["failed", "camera", "kind", "to", "tries", "error"],
+                       [[when(d.failed_ms), d.camera, d.kind, d.url, d.attempts, d.error]
+                        for d in jobstore.failed_deliveries(state.r, state.keys, LIST_LIMIT)], "no failed deliveries")
+    reports = Table("Video analyses", ["video", "camera", "finished", "frames", "faces", "compliance"],
+                    [[Link(x["video"], f"/jobs/analyses/{x['job_id']}"), x["camera"], when(x["finished_ms"]),
+                      x["totals"]["frames"], x["totals"]["faces"], pct(x["totals"]["compliance"])]
+                     for x in jobstore.list_reports(state.r, state.keys, LIST_LIMIT)], "no analyses yet")
+    intro = (f"Alerts fire when a camera's compliance over {s.alert_window_s // 60} min falls below "
+             f"{pct(s.alert_threshold)} with at least {s.alert_min_faces} faces, and resolve when it recovers. "
+             "Upload a recorded video for analysis at the bottom of the page.")
+    mode = write_mode(s)
+    return render(request, "jobs_index.html", "Jobs", "Jobs", intro=intro, cameras=cams, write_mode=mode,
+                  enable_hint=ENABLE_HINT, tables=[alerts, *_job_tables(jobstore.jobs_overview(state.r, s.prefix, LIST_LIMIT)),
+                                                   deliveries, reports])
+
+
+@dataclass(frozen=True)
+class Chart:
+    """Compliance over video time as SVG geometry (viewBox units): threshold bands, face bars, the line."""
+
+    width: int
+    height: int
+    bands: list[tuple[float, float, str]]  # y, height, grade
+    bars: list[tuple[float, float, float, float]]  # x, y, w, h
+    lines: list[str]  # polyline point lists; a step without faces breaks the line
+    dots: list[tuple[float, float]]  # every point, so a lone one shows too
+    xticks: list[tuple[float, str]]
+    yticks: list[tuple[float, str]]
+    left: int  # the plot's edges
+    right: int
+    bottom: int
+
+
+def report_chart(report: dict[str, Any], good: float, warn: float, width: int = 800, height: int = 260) -> Chart:
+    left, right, top, bottom = 44, width - 24, 10, height - 24  # the right margin fits the last time label
+    series, step = report["series"], report["step_s"]
+    span = max(step, len(series) * step)
+
+    def x(t: float) -> float:
+        return left + (right - left) * t / span
+
+    def y(ratio: float) -> float:
+        return bottom - (bottom - top) * ratio
+
+    bands = [(y(1.0), y(good) - y(1.0), "good"), (y(good), y(warn) - y(good), "warn"), (y(warn), y(0) - y(warn), "bad")]
+    most = max([p["faces"] for p in series] + [1])
+    bars: list[tuple[float, float, float, float]] = []
+    dots: list[tuple[float, float]] = []
+    runs: list[list[str]] = [[]]
+    for p in series:
+        h = 0.35 * (bottom - top) * p["faces"] / most
+        bars.append((x(p["t_s"]) + 1, bottom - h, max(1.0, x(step) - x(0) - 2), h))
+        if p["compliance"] is None:
+            runs.append([])
+        else:
+            dots.append((round(x(p["t_s"] + step / 2), 1), round(y(p["compliance"]), 1)))
+            runs[-1].append("{},{}".format(*dots[-1]))
+    tick = next((t for t in TICKS_S if span / t <= 6), TICKS_S[-1])
+    xticks = [(x(t), clock(t)) for t in range(0, int(span) + 1, tick)]
+    yticks = [(y(v), pct(v) or "") for v in (0, 0.25, 0.5, 0.75, 1)]
+    return Chart(width, height, bands, bars, [" ".join(run) for run in runs if run], dots, xticks, yticks, left, right,
+                 bottom)
+
+
+@router.get("/jobs/analyses/{job_id}", response_class=HTMLResponse, include_in_schema=False)
+def report_page(job_id: str, request: Request, state: DashboardState = Depends(get_state)) -> HTMLResponse:
+    report = jobstore.read_report(state.r, state.keys, job_id)
+    if report is not None:
+        s = state.settings
+        return render(request, "jobs_report.html", f"Analysis of {report['video']}", "Jobs", report=report, pct=pct,
+                      when=when, clock=clock, chart=report_chart(report, s.compliance_good, s.compliance_warn))
+    job = jobstore.fetch_job(state.r, job_id)
+    if job is None:
+        return render(request, "message.html", "Unknown analysis", "Jobs", status_code=404,
+                      message=f"There is no analysis job {job_id!r} (reports expire with their snapshots).",
+                      link=("Back to the jobs", "/jobs"))
+    info = jobstore.job_info(job)
+    return render(request, "jobs_progress.html", f"Analysis {info.status}", "Jobs", job=info, pct=pct, when=when)

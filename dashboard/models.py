@@ -1,0 +1,195 @@
+"""The JSON API's shapes: pydantic models whose every field is described in the OpenAPI schema."""
+
+from __future__ import annotations
+
+from typing import Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+V = TypeVar("V")
+CameraState = Literal["online", "reconnecting", "offline"]
+WINDOWS = {"1m": 60, "15m": 900, "1h": 3600, "24h": 86_400}  # the overview's windows, label -> seconds
+
+_RATIO = "share of detected faces wearing a mask, 0..1; null when no face was seen"
+
+
+class ByWindow(BaseModel, Generic[V]):
+    """One value per overview window; the keys are the window names."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    m1: V = Field(alias="1m", description="over the last minute")
+    m15: V = Field(alias="15m", description="over the last 15 minutes")
+    h1: V = Field(alias="1h", description="over the last hour")
+    h24: V = Field(alias="24h", description="over the last 24 hours")
+
+
+class Compliance(ByWindow[float | None]):
+    """Compliance per window: with_mask / faces, or null when no face was seen in that window."""
+
+
+class FacesByWindow(ByWindow[int]):
+    """Faces detected per window."""
+
+
+class Counters(BaseModel):
+    frames: int = Field(description="frames analysed")
+    faces: int = Field(description="faces detected in them")
+    with_mask: int = Field(description="faces classified as wearing a mask")
+    without_mask: int = Field(description="faces classified as not wearing a mask")
+
+
+class CameraSummary(BaseModel):
+    id: str = Field(description="camera id, as registered")
+    status: CameraState = Field(description="producer's view of the camera: online, reconnecting or offline "
+                                            "(offline too when no producer has reported for a while)")
+    last_frame_age_s: float | None = Field(description="seconds since the newest captured frame; null if none yet")
+    compliance: Compliance = Field(description=f"per window, the {_RATIO}")
+    faces: FacesByWindow = Field(description="faces detected per window")
+    totals: Counters = Field(description="counters since the camera was added")
+    enabled: bool = Field(description="false when the camera is registered but switched off")
+    error: str | None = Field(None, description="why the registered config cannot be used, if it cannot")
+
+
+class Thresholds(BaseModel):
+    good: float = Field(description="compliance at or above this is shown as good (green)")
+    warn: float = Field(description="compliance at or above this (and below good) is a warning (amber); below is bad (red)")
+
+
+class Site(BaseModel):
+    compliance: Compliance = Field(description=f"all cameras together, per window: the {_RATIO}")
+    faces: FacesByWindow = Field(description="faces detected by all cameras, per window")
+    cameras: int = Field(description="cameras registered")
+    online: int = Field(description="cameras whose producer reports them online")
+
+
+class Overview(BaseModel):
+    generated_at: int = Field(description="when these figures were read, epoch ms")
+    thresholds: Thresholds = Field(description="colour thresholds from the settings")
+    site: Site = Field(description="the headline figures of the whole site")
+    cameras: list[CameraSummary] = Field(description="one entry per registered camera, by id")
+
+
+class CameraCreate(BaseModel):
+    """A camera to add. Unknown fields are refused; omitted ones take their defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(description="1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
+                    examples=["lobby"])
+    url: str = Field(description="rtsp://, http(s)://, a file path or a webcam index", examples=["rtsp://10.0.0.5/stream1"])
+    fps: float = Field(5.0, description="frames per second to capture, (0, 60]")
+    max_width: int = Field(1280, description="scale frames down to at most this width, 64..7680")
+    jpeg_quality: int = Field(85, description="JPEG quality 10..100")
+    loop: bool = Field(False, description="restart file sources at their end")
+    roi: list[float] | None = Field(None, description="region of interest [x, y, w, h] as fractions 0..1")
+    min_face_px: int | None = Field(None, description="smallest face side counted, pixels; null: the global setting")
+    enabled: bool = Field(True, description="capture this camera")
+
+
+class CameraSettings(CameraCreate):
+    """A registered camera's config as shown: credentials in the URL masked with ***."""
+
+
+class CameraStatus(BaseModel):
+    """What the producer last reported about the camera (``mw:cam:{cam}:status``)."""
+
+    state: CameraState = Field(description="online, reconnecting or offline")
+    detail: str | None = Field(None, description="why, in a word: connecting, retrying, ended, disabled, stopped")
+    last_frame_ts: int | None = Field(None, description="capture time of the newest frame, epoch ms")
+    fps: float | None = Field(None, description="frames per second actually captured")
+    sent: int | None = Field(None, description="frames sent to the frames stream")
+    skipped: int | None = Field(None, description="frames skipped at the source because the workers lagged")
+    dropped: int | None = Field(None, description="frames captured but not written (Redis unreachable, lease lost)")
+    reconnects: int | None = Field(None, description="failed opens or dropped streams, each followed by a reconnect")
+    last_error: str | None = Field(None, description="the latest capture error, credentials masked")
+    producer: str | None = Field(None, description="id of the producer holding the camera's lease")
+    updated: float | None = Field(None, description="when the producer last wrote this status, epoch seconds")
+
+
+class CameraDetail(CameraSummary):
+    config: CameraSettings | None = Field(description="the registered config (null if it cannot be parsed)")
+    status_detail: CameraStatus = Field(description="the producer's report")
+
+
+class SeriesPoint(BaseModel):
+    start: int = Field(description="start of the step, epoch ms (UTC, aligned to the step)")
+    frames: int = Field(description="frames captured in the step")
+    faces: int = Field(description="faces detected in the step")
+    with_mask: int = Field(description="faces wearing a mask")
+    without_mask: int = Field(description="faces not wearing a mask")
+    compliance: float | None = Field(description=f"the {_RATIO}")
+
+
+class Series(BaseModel):
+    camera: str = Field(description="camera id")
+    window_s: int = Field(description="length of the window, seconds")
+    step_s: int = Field(description="length of one step, seconds (whole minutes)")
+    thresholds: Thresholds = Field(description="colour thresholds from the settings")
+    points: list[SeriesPoint] = Field(description="steps by capture time, oldest first; empty steps included")
+
+
+class ViolationEvent(BaseModel):
+    id: str = Field(description="event id; the snapshot is at snapshot_url")
+    camera: str = Field(description="camera id")
+    seq: int = Field(description="sequence number of the frame within the camera")
+    ts: int = Field(description="capture time of the frame, epoch ms")
+    score: float = Field(description="probability that the face wears no mask")
+    box: list[int] = Field(description="face box [x, y, w, h] in frame pixels")
+    snapshot_url: str = Field(description="URL of the violation's JPEG (it expires after the snapshot TTL)")
+
+
+class Worker(BaseModel):
+    id: str = Field(description="worker id (consumer name in the group)")
+    host: str | None = Field(None, description="host name")
+    pid: int | None = Field(None, description="process id")
+    device: str | None = Field(None, description="cpu or cuda device")
+    runtime: str | None = Field(None, description="inference runtime (onnx or torch)")
+    batch_size: int | None = Field(None, description="frames per batch")
+    fps: float | None = Field(None, description="frames per second over the last heartbeat interval")
+    crops_per_s: float | None = Field(None, description="face crops classified per second")
+    frames_total: int | None = Field(None, description="frames processed since the worker started")
+    started: int | None = Field(None, description="start time, epoch seconds")
+    last_seen: int | None = Field(None, description="time of the latest heartbeat, epoch seconds")
+    alive: bool = Field(description="the heartbeat key exists (it expires when the worker stops beating)")
+
+
+class Queue(BaseModel):
+    length: int = Field(description="entries in the frames stream (read or not, until trimmed)")
+    lag: int | None = Field(description="frames in the stream that no worker has read yet (XINFO GROUPS lag); "
+                                        "null when Redis cannot tell or the group does not exist yet")
+    pending: int = Field(description="frames read by a worker but not yet acknowledged")
+    consumers: int = Field(description="consumers in the workers group")
+
+
+class CameraFlow(BaseModel):
+    id: str = Field(description="camera id")
+    state: CameraState = Field(description="online, reconnecting or offline")
+    fps: float | None = Field(description="frames per second captured")
+    sent: int | None = Field(description="frames sent")
+    skipped: int | None = Field(description="frames skipped at the source under backpressure")
+    dropped: int | None = Field(description="frames captured but not written (Redis unreachable, lease lost)")
+    last_error: str | None = Field(description="latest capture error, credentials masked")
+
+
+class System(BaseModel):
+    generated_at: int = Field(description="when these figures were read, epoch ms")
+    queue: Queue = Field(description="the frames stream and its workers group")
+    workers_alive: int = Field(description="workers with a live heartbeat")
+    workers: list[Worker] = Field(description="live workers, by id")
+    dead_lettered: int = Field(description="frames moved to the dead-letter stream since the start")
+    dlq_length: int = Field(description="entries now in the dead-letter stream")
+    cameras: list[CameraFlow] = Field(description="per camera: capture rate, sent and skipped frames")
+
+
+# PATCH takes any subset of CameraCreate's fields (id aside); derived so the two never drift apart.
+CameraPatch = create_model(
+    "CameraPatch",
+    __config__=ConfigDict(extra="forbid"),
+    __doc__="Fields to change; the others keep their values. Unknown fields are refused.",
+    **{name: (f.annotation | None, Field(None, description=f.description))  # type: ignore[call-overload]
+       for name, f in CameraCreate.model_fields.items() if name != "id"},
+)
+
+
+class Health(BaseModel):
+    status: str = Field(description="ok, ready, or unavailable")
+    detail: str | None = Field(None, description="what is wrong, when something is")

@@ -1,0 +1,207 @@
+"""Read what producers and workers wrote to Redis into the API's models: cameras, overview, series, events."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import redis
+
+from dashboard.models import (
+    WINDOWS,
+    CameraDetail,
+    CameraSettings,
+    CameraState,
+    CameraStatus,
+    CameraSummary,
+    Compliance,
+    Counters,
+    FacesByWindow,
+    Overview,
+    Series,
+    SeriesPoint,
+    Site,
+    Thresholds,
+    ViolationEvent,
+)
+from maskwatch import compliance
+from maskwatch.codec import MessageError, decode_event
+from maskwatch.compliance import Counts
+from maskwatch.keys import Keys
+from maskwatch.redaction import mask_url
+
+if TYPE_CHECKING:
+    from dashboard.state import DashboardState
+
+log = logging.getLogger(__name__)
+RECENT_S = WINDOWS["15m"]  # window_counts reads minutes this recent on every call
+EVENTS_SCAN_MAX = 20_000  # entries of the events stream one request may examine
+_STATES: tuple[CameraState, ...] = ("online", "reconnecting", "offline")
+
+
+def _text(raw: dict[bytes, bytes], name: str) -> str | None:
+    value = raw.get(name.encode())
+    return value.decode(errors="replace") if value is not None else None
+
+
+def _number(raw: dict[bytes, bytes], name: str, kind: type[int | float]) -> int | float | None:
+    text = _text(raw, name)
+    try:
+        return kind(float(text)) if text not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def read_statuses(r: redis.Redis, keys: Keys, cams: list[str]) -> dict[str, dict[bytes, bytes]]:
+    with r.pipeline(transaction=False) as p:
+        for cam in cams:
+            p.hgetall(keys.cam_status(cam))
+        return dict(zip(cams, p.execute()))
+
+
+def camera_status(raw: dict[bytes, bytes], now_s: float, stale_after_s: float) -> CameraStatus:
+    """The producer's report; ``offline`` when there is none or it has not been refreshed for too long."""
+    state = _text(raw, "state")
+    updated = _number(raw, "updated", float)
+    if state not in _STATES or updated is None or now_s - updated > stale_after_s:
+        state = "offline"
+    last_error = _text(raw, "last_error")
+    return CameraStatus(
+        state=state,  # type: ignore[arg-type]
+        detail=_text(raw, "detail") or None,
+        last_frame_ts=_number(raw, "last_frame_ts", int) or None,  # the producer writes 0 before the first frame
+        fps=_number(raw, "fps", float),
+        sent=_number(raw, "sent", int),
+        skipped=_number(raw, "skipped", int),
+        dropped=_number(raw, "dropped", int),
+        reconnects=_number(raw, "reconnects", int),
+        # the producer masks credentials already; masking again costs nothing and guards the page
+        last_error=mask_url(last_error) if last_error else None,
+        producer=_text(raw, "producer"),
+        updated=updated,
+    )
+
+
+def _counters(c: Counts) -> Counters:
+    return Counters(frames=c.frames, faces=c.faces, with_mask=c.with_mask, without_mask=c.without_mask)
+
+
+def _by_window(per_window: dict[int, Counts]) -> tuple[Compliance, FacesByWindow]:
+    ratios = {label: per_window[s].compliance for label, s in WINDOWS.items()}
+    faces = {label: per_window[s].faces for label, s in WINDOWS.items()}
+    return Compliance(**ratios), FacesByWindow(**faces)
+
+
+def _summary(cam: str, enabled: bool, error: str | None, per_window: dict[int, Counts], totals: Counts,
+             status: CameraStatus, now_ms: int) -> CameraSummary:
+    ratios, faces = _by_window(per_window)
+    age = None if status.last_frame_ts is None else max(0.0, (now_ms - status.last_frame_ts) / 1000)
+    return CameraSummary(id=cam, status=status.state, last_frame_age_s=age, compliance=ratios, faces=faces,
+                         totals=_counters(totals), enabled=enabled, error=error)
+
+
+def thresholds(state: DashboardState) -> Thresholds:
+    return Thresholds(good=state.settings.compliance_good, warn=state.settings.compliance_warn)
+
+
+def window_counts(state: DashboardState, cams: list[str], now_ms: int) -> dict[str, dict[int, Counts]]:
+    """Per camera, the counts over the overview windows (seconds -> counts).
+
+    Minutes of the last 15 are read on every call, older ones once a minute per camera (the cache
+    is keyed by the bounds, which move with the clock). Live pages ask every second and a day of
+    minutes is most of the work, while counts for minutes over 15 minutes old come only from
+    workers lagging that far behind: they reach the 1 h and 24 h figures up to a minute later.
+    """
+    seconds = list(WINDOWS.values())
+    bounds = compliance.window_bounds(seconds, now_ms)
+    split = bounds.index(compliance.window_bounds([RECENT_S], now_ms)[0])
+    older, recent = bounds[:split + 1], bounds[split:]
+    old_bins = state.older_bins.get(older, cams, lambda missing: compliance.sum_bins(state.r, state.keys, missing, older))
+    new_bins = compliance.sum_bins(state.r, state.keys, cams, recent)
+    return {cam: compliance.fold_windows(bounds, old_bins[cam] + new_bins[cam], seconds, now_ms) for cam in cams}
+
+
+def _camera_figures(state: DashboardState, cams: list[str], now_ms: int) -> tuple[
+        dict[str, dict[int, Counts]], dict[str, Counts], dict[str, CameraStatus]]:
+    r, keys = state.r, state.keys
+    per_window = window_counts(state, cams, now_ms)
+    totals = compliance.totals(r, keys, cams)
+    raw = read_statuses(r, keys, cams)
+    statuses = {cam: camera_status(raw[cam], now_ms / 1000, state.stale_after_s) for cam in cams}
+    return per_window, totals, statuses
+
+
+def overview(state: DashboardState, now_ms: int) -> Overview:
+    """Every registered camera's figures and the site's, read in a few round trips."""
+    configs, errors = state.registry.all()
+    cams = sorted({*configs, *errors})
+    per_window, totals, statuses = _camera_figures(state, cams, now_ms)
+    summaries = [
+        _summary(cam, configs[cam].enabled if cam in configs else False, errors.get(cam), per_window[cam],
+                 totals[cam], statuses[cam], now_ms)
+        for cam in cams
+    ]
+    site_windows = {s: compliance.total(per_window[cam][s] for cam in cams) for s in WINDOWS.values()}
+    site_ratios, site_faces = _by_window(site_windows)
+    site = Site(compliance=site_ratios, faces=site_faces, cameras=len(cams),
+                online=sum(statuses[c].state == "online" for c in cams))
+    return Overview(generated_at=now_ms, thresholds=thresholds(state), site=site, cameras=summaries)
+
+
+def camera_detail(state: DashboardState, cam: str, now_ms: int) -> CameraDetail | None:
+    """One camera's figures, config (credentials masked) and producer report; None if it is not registered."""
+    raw_config = state.r.hget(state.keys.cameras, cam)
+    if raw_config is None:
+        return None
+    configs, errors = state.registry.all()
+    config = configs.get(cam)
+    per_window, totals, statuses = _camera_figures(state, [cam], now_ms)
+    summary = _summary(cam, config.enabled if config else False, errors.get(cam), per_window[cam], totals[cam],
+                       statuses[cam], now_ms)
+    settings = CameraSettings(**config.public()) if config else None
+    return CameraDetail(**summary.model_dump(), config=settings, status_detail=statuses[cam])
+
+
+def compliance_series(state: DashboardState, cam: str, window_s: int, step_s: int, now_ms: int) -> Series:
+    points = [
+        SeriesPoint(start=p.start_ms, compliance=p.counts.compliance, **_counters(p.counts).model_dump())
+        for p in compliance.series(state.r, state.keys, cam, window_s, step_s, now_ms)
+    ]
+    return Series(camera=cam, window_s=window_s, step_s=step_s, thresholds=thresholds(state), points=points)
+
+
+def snapshot_url(event_id: str) -> str:
+    return f"/api/events/{event_id}/snapshot.jpg"
+
+
+def violation(fields: dict[bytes, bytes]) -> ViolationEvent:
+    """An events-stream entry as the API shows it; raises MessageError naming a malformed field."""
+    e = decode_event(fields)
+    return ViolationEvent(id=e.snap, camera=e.cam, seq=e.seq, ts=e.ts, score=e.score, box=list(e.box),
+                          snapshot_url=snapshot_url(e.snap))
+
+
+def recent_events(state: DashboardState, camera: str | None, since_ms: int | None, limit: int) -> list[ViolationEvent]:
+    """Newest violations first, optionally of one camera and captured at or after ``since_ms``."""
+    # Stream ids are write times, never earlier than capture times: entries before `since` cannot match.
+    low = str(since_ms) if since_ms is not None else "-"
+    high = "+"
+    out: list[ViolationEvent] = []
+    scanned = 0
+    while len(out) < limit and scanned < EVENTS_SCAN_MAX:
+        batch = state.r.xrevrange(state.keys.events, max=high, min=low, count=500)
+        if not batch:
+            break
+        scanned += len(batch)
+        for entry_id, fields in batch:
+            try:
+                ev = violation(fields)
+            except MessageError as exc:
+                log.warning("skipping unreadable event: %s", exc, extra={"entry": entry_id.decode()})
+                continue
+            if (camera is None or ev.camera == camera) and (since_ms is None or ev.ts >= since_ms):
+                out.append(ev)
+                if len(out) == limit:
+                    break
+        high = "(" + batch[-1][0].decode()
+    return out

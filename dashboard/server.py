@@ -1,0 +1,57 @@
+"""``maskwatch dashboard``: serve the app with uvicorn until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+
+import redis
+import uvicorn
+from fastapi import FastAPI
+
+from dashboard.app import create_app
+from maskwatch.logs import setup_logging
+from maskwatch.redaction import mask_url
+from maskwatch.settings import Settings
+
+log = logging.getLogger(__name__)
+# Live streams end within a tick of shutdown starting; anything still open after this is cut.
+GRACEFUL_SHUTDOWN_S = 3
+
+
+class DashboardServer(uvicorn.Server):
+    """uvicorn's server that tells open live streams to end when shutdown starts, so they never hold it up."""
+
+    def __init__(self, config: uvicorn.Config, stopping: threading.Event):
+        super().__init__(config)
+        self.stopping = stopping
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.stopping.set()
+        await super().shutdown(sockets)
+
+
+def server_for(app: FastAPI, host: str, port: int) -> DashboardServer:
+    """The uvicorn server of the dashboard, not started (tests run it in a thread)."""
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
+                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, lifespan="on")
+    return DashboardServer(config, app.state.dashboard.stopping)
+
+
+def main(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> int:
+    setup_logging("dashboard", settings.log_level)
+    app = create_app(settings)
+    try:
+        app.state.dashboard.r.ping()
+    except redis.RedisError as exc:
+        log.warning("Redis at %s is not reachable yet (%s); pages show it as unavailable and /readyz answers 503 "
+                    "until it is", mask_url(settings.redis_url or ""), exc)
+    server = server_for(app, host, port)
+    log.info("dashboard on http://%s:%d (API reference at /api-docs, metrics at /metrics)", host, port)
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits when it cannot listen; it has logged why
+        log.error("cannot serve on %s:%d; is another dashboard running there? choose another with --port", host, port)
+        return 1
+    return 0 if server.started else 1

@@ -1,0 +1,92 @@
+"""What every route needs: settings, the Redis client, key names, the camera registry, a short cache."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import redis
+from fastapi import Request
+
+from dashboard import readers
+from dashboard.models import Overview
+from maskwatch.cameras import Registry
+from maskwatch.compliance import Counts
+from maskwatch.keys import Keys
+from maskwatch.settings import Settings
+
+T = TypeVar("T")
+OVERVIEW_MAX_AGE_S = 1.0  # live pages tick once a second
+
+
+class Cached(Generic[T]):
+    """The last value of ``compute``, recomputed when older than ``max_age_s``.
+
+    Every open live page asks for the overview each second; the cache makes that one Redis read
+    per second however many screens are watching.
+    """
+
+    def __init__(self, compute: Callable[[], T], max_age_s: float):
+        self.compute, self.max_age_s = compute, max_age_s
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._at = float("-inf")
+
+    def get(self) -> T:
+        with self._lock:
+            if time.monotonic() - self._at > self.max_age_s or self._value is None:
+                self._value = self.compute()
+                self._at = time.monotonic()
+            return self._value
+
+
+class BinCache:
+    """Per camera, bins of minute counts computed for the latest bounds; all dropped when the bounds move."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bounds: tuple[int, ...] = ()
+        self._bins: dict[str, list[Counts]] = {}
+
+    def get(self, bounds: Sequence[int], cams: Sequence[str],
+            compute: Callable[[list[str]], dict[str, list[Counts]]]) -> dict[str, list[Counts]]:
+        with self._lock:
+            if tuple(bounds) != self._bounds:
+                self._bounds, self._bins = tuple(bounds), {}
+            missing = [c for c in cams if c not in self._bins]
+            if missing:
+                self._bins.update(compute(missing))
+            return {c: self._bins[c] for c in cams}
+
+
+@dataclass
+class DashboardState:
+    settings: Settings
+    r: redis.Redis
+    keys: Keys = field(init=False)
+    registry: Registry = field(init=False)
+    overview: Cached[Overview] = field(init=False)
+    stopping: threading.Event = field(default_factory=threading.Event)  # set when the server shuts down
+    older_bins: BinCache = field(default_factory=BinCache)
+
+    def __post_init__(self) -> None:
+        self.keys = Keys(self.settings.prefix)
+        self.registry = Registry(self.r, self.keys)
+        self.overview = Cached(lambda: readers.overview(self, now_ms()), max_age_s=OVERVIEW_MAX_AGE_S)
+
+    @property
+    def stale_after_s(self) -> float:
+        """A producer silent this long is gone: its camera lease has expired twice over."""
+        return 2 * self.settings.lease_ttl_ms / 1000
+
+
+def get_state(request: Request) -> DashboardState:
+    """FastAPI dependency: the app's :class:`DashboardState`."""
+    return request.app.state.dashboard  # type: ignore[no-any-return]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)

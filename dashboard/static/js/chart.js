@@ -1,0 +1,133 @@
+// The compliance chart: a canvas with threshold bands, faces per step as bars, compliance as a line.
+import { clockTime, grade, pct, thresholds } from "./common.js";
+
+const PAD = { left: 46, right: 14, top: 12, bottom: 28 };
+const TICKS_MIN = [1, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880];
+const FACE_BAR_SHARE = 0.35; // bars use the lower part of the plot so the line stays readable
+
+function css(name) {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+}
+
+function timeTicks(start, end, width, withDay) {
+  const maxTicks = Math.max(2, Math.floor(width / (withDay ? 120 : 80))); // room for one label each
+  const spanMin = (end - start) / 60000;
+  const stepMin = TICKS_MIN.find((m) => spanMin / m <= maxTicks) || TICKS_MIN[TICKS_MIN.length - 1];
+  const step = stepMin * 60000;
+  const offset = new Date(start).getTimezoneOffset() * 60000; // ticks on round local times
+  const ticks = [];
+  for (let t = Math.ceil((start - offset) / step) * step + offset; t <= end; t += step) ticks.push(t);
+  return ticks;
+}
+
+/** Draw `series` (the /compliance response) on `canvas`; returns a function(i) that draws a cursor at point i. */
+export function drawChart(canvas, series) {
+  const points = series.points;
+  const stepMs = series.step_s * 1000;
+  const colours = { good: css("--good"), warn: css("--warn"), bad: css("--bad"), none: css("--none") };
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth;
+  const h = canvas.clientHeight;
+  canvas.width = Math.round(w * dpr);
+  canvas.height = Math.round(h * dpr);
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+
+  const x0 = PAD.left, x1 = w - PAD.right, y0 = PAD.top, y1 = h - PAD.bottom;
+  const start = points.length ? points[0].start : Date.now();
+  const end = points.length ? points[points.length - 1].start + stepMs : start + 1;
+  const x = (t) => x0 + ((t - start) / (end - start)) * (x1 - x0);
+  const y = (r) => y1 - r * (y1 - y0);
+  const maxFaces = Math.max(1, ...points.map((p) => p.faces));
+  const totalFaces = points.reduce((s, p) => s + p.faces, 0);
+  const multiDay = end - start > 26 * 3600000; // a day's window plus its partial steps still reads by the clock
+
+  function frame(cursor) {
+    ctx.clearRect(0, 0, w, h);
+    // threshold bands, so a glance tells which zone the line is in
+    const bands = [[thresholds.good, 1, "--good-band"], [thresholds.warn, thresholds.good, "--warn-band"], [0, thresholds.warn, "--bad-band"]];
+    for (const [lo, hi, colour] of bands) {
+      ctx.fillStyle = css(colour);
+      ctx.fillRect(x0, y(hi), x1 - x0, y(lo) - y(hi));
+    }
+    // grid and labels
+    ctx.font = "12px system-ui, sans-serif";
+    ctx.fillStyle = css("--muted");
+    ctx.strokeStyle = css("--line");
+    ctx.lineWidth = 1;
+    ctx.textAlign = "right";
+    ctx.textBaseline = "middle";
+    for (const r of [0, 0.25, 0.5, 0.75, 1]) {
+      ctx.beginPath();
+      ctx.moveTo(x0, Math.round(y(r)) + 0.5);
+      ctx.lineTo(x1, Math.round(y(r)) + 0.5);
+      ctx.stroke();
+      ctx.fillText(`${r * 100}%`, x0 - 6, y(r));
+    }
+    ctx.textAlign = "center";
+    ctx.textBaseline = "top";
+    for (const t of timeTicks(start, end, x1 - x0, multiDay)) ctx.fillText(clockTime(t, multiDay), x(t), y1 + 8);
+
+    // faces per step
+    const barW = Math.max(1, x(start + stepMs) - x(start) - 1);
+    ctx.fillStyle = "rgba(157, 167, 179, 0.35)";
+    for (const p of points) {
+      if (!p.faces) continue;
+      const bh = (p.faces / maxFaces) * (y1 - y0) * FACE_BAR_SHARE;
+      ctx.fillRect(x(p.start), y1 - bh, barW, bh);
+    }
+
+    // compliance: a line through steps with faces, broken where a step saw none
+    const mid = (p) => x(p.start + stepMs / 2);
+    ctx.strokeStyle = css("--text");
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    let drawing = false;
+    for (const p of points) {
+      if (p.compliance === null) {
+        drawing = false;
+        continue;
+      }
+      if (drawing) ctx.lineTo(mid(p), y(p.compliance));
+      else ctx.moveTo(mid(p), y(p.compliance));
+      drawing = true;
+    }
+    ctx.stroke();
+    const dot = points.length <= 200 ? 3.5 : 2;
+    for (const p of points) {
+      if (p.compliance === null) continue;
+      ctx.fillStyle = colours[grade(p.compliance)];
+      ctx.beginPath();
+      ctx.arc(mid(p), y(p.compliance), dot, 0, 2 * Math.PI);
+      ctx.fill();
+    }
+
+    if (!totalFaces) {
+      ctx.fillStyle = css("--muted");
+      ctx.textAlign = "center";
+      ctx.textBaseline = "middle";
+      ctx.font = "15px system-ui, sans-serif";
+      ctx.fillText("no faces seen in this window", (x0 + x1) / 2, (y0 + y1) / 2);
+    }
+    if (cursor !== undefined && points[cursor]) {
+      ctx.strokeStyle = css("--accent");
+      ctx.lineWidth = 1;
+      ctx.beginPath();
+      ctx.moveTo(Math.round(mid(points[cursor])) + 0.5, y0);
+      ctx.lineTo(Math.round(mid(points[cursor])) + 0.5, y1);
+      ctx.stroke();
+    }
+  }
+  frame();
+  canvas.dataset.points = String(points.length);
+  canvas.dataset.faces = String(totalFaces);
+  canvas.dataset.rendered = "true";
+  return {
+    frame,
+    indexAt: (px) => Math.min(points.length - 1, Math.max(0, Math.floor(((px - x0) / (x1 - x0)) * points.length))),
+    describe: (i) => {
+      const p = points[i];
+      return `${clockTime(p.start, multiDay)} · ${pct(p.compliance)} · ${p.faces} faces, ${p.without_mask} without mask`;
+    },
+  };
+}

@@ -1,0 +1,147 @@
+"""Helpers of the dashboard tests: write Redis the way workers and producers do, and serve the app for real.
+
+Statistics, results and events go through the worker's own code: a frame is added to the frames
+stream, read through the ``workers`` group and committed by :class:`worker.commit.Committer`
+(the Lua script that acknowledges and counts), and camera status through the producer's
+publisher, so the dashboard is tested against exactly what workers and producers write.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import redis
+
+from dashboard.app import create_app
+from dashboard.server import server_for
+from maskwatch.cameras import CameraConfig, Registry
+from maskwatch.codec import Event, Face, Frame, Result, encode_frame
+from maskwatch.embedded_redis import free_port
+from maskwatch.keys import Keys
+from maskwatch.settings import Settings
+from maskwatch.vision.annotate import annotate
+from maskwatch.vision.pipeline import encode_jpeg
+from producer.metrics import ProducerMetrics
+from producer.status import CameraStats, publish
+from worker.commit import Committer, Outcome
+from maskwatch.streams import ensure_group
+from worker.consumer import FrameSource
+
+_seq = itertools.count(1)
+_TINY_JPEG = encode_jpeg(np.zeros((8, 8, 3), np.uint8), 80)
+
+
+@dataclass(frozen=True)
+class Shot:
+    """One frame to record: camera, capture time (epoch ms), the labels of its faces, and whether to raise an event."""
+
+    cam: str
+    ts: int
+    labels: Sequence[str] = ()
+    event: bool = False
+
+
+def scene(labels: Sequence[str], seed: int = 0) -> tuple[np.ndarray, list[Face]]:
+    """A drawn corridor with one figure per label, masked or not, and the boxes a worker would find."""
+    rng = np.random.default_rng(seed)
+    h, w = 360, 640
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:] = np.linspace(70, 25, h, dtype=np.uint8)[:, None, None] * np.array([1.0, 0.95, 0.9])[None, None, :]
+    cv2.fillPoly(img, [np.array([[0, h], [w, h], [400, 170], [240, 170]])], (48, 52, 58))
+    cv2.rectangle(img, (240, 60), (400, 170), (90, 88, 80), -1)
+    faces = []
+    for i, label in enumerate(labels):
+        cx = int(90 + i * (w - 180) / max(1, len(labels) - 1)) if len(labels) > 1 else w // 2
+        r = int(rng.integers(24, 34))
+        cy = int(150 + rng.integers(0, 40))
+        body = tuple(int(c) for c in rng.integers(60, 200, 3))
+        cv2.ellipse(img, (cx, cy + 3 * r), (int(1.8 * r), 2 * r), 0, 180, 360, body, -1)
+        cv2.circle(img, (cx, cy), r, (140, 170, 205), -1)
+        cv2.circle(img, (cx - r // 3, cy - r // 4), 3, (30, 30, 30), -1)
+        cv2.circle(img, (cx + r // 3, cy - r // 4), 3, (30, 30, 30), -1)
+        if label == "with_mask":
+            cv2.ellipse(img, (cx, cy + r // 3), (int(0.8 * r), int(0.55 * r)), 0, 0, 360, (235, 215, 180), -1)
+        else:
+            cv2.ellipse(img, (cx, cy + r // 2), (r // 3, r // 8), 0, 0, 360, (70, 70, 150), -1)
+        faces.append(Face(box=(cx - r, cy - r, 2 * r, 2 * r), label=label, score=float(rng.uniform(0.8, 0.99))))
+    return img, faces
+
+
+def record(r: redis.Redis, keys: Keys, settings: Settings, shots: Sequence[Shot]) -> list[str]:
+    """Send the shots through the workers' group and commit them with the worker's Committer; returns event ids."""
+    ensure_group(r, keys)
+    seqs = {}
+    for shot in shots:
+        seq = next(_seq)
+        entry = r.xadd(keys.frames, encode_frame(Frame(shot.cam, seq, shot.ts, 8, 8, _TINY_JPEG)))
+        seqs[entry.decode()] = (shot, seq)
+    source = FrameSource(r, keys, "test-worker", batch_size=len(shots), max_wait_ms=0, claim_idle_ms=600_000,
+                         idle_block_ms=100)
+    outcomes, events = [], []
+    for entry in source.next_batch():
+        shot, seq = seqs[entry.id]
+        image, faces = scene(shot.labels, seed=seq)
+        result = Result(cam=shot.cam, seq=seq, ts=shot.ts, done_ts=shot.ts + 50, faces=faces, worker="test-worker")
+        event, snapshot = None, b""
+        unmasked = [f for f in faces if f.label == "without_mask"]
+        if shot.event and unmasked:
+            worst = max(unmasked, key=lambda f: f.score)
+            event = Event(shot.cam, seq, shot.ts, worst.score, worst.box, snap=f"{shot.cam}-{seq}")
+            snapshot = encode_jpeg(annotate(image, faces), 85)
+            events.append(event.snap)
+        outcomes.append(Outcome(entry.id, result, event, snapshot))
+    assert len(outcomes) == len(shots), "every recorded frame must come back through the group"
+    committer = Committer(r, keys, settings)
+    for outcome in outcomes:
+        # The worker throttles events per camera; tests run with a 1 ms throttle and wait it out here,
+        # so every shot that asks for an event gets one.
+        while outcome.event and r.exists(keys.throttle(outcome.result.cam)):
+            time.sleep(0.001)
+        committer.commit([outcome])
+    return events
+
+
+def publish_latest(r: redis.Redis, keys: Keys, cam: str, labels: Sequence[str], seed: int = 0) -> None:
+    """The newest annotated frame, as the worker publishes it."""
+    image, faces = scene(labels, seed)
+    r.set(keys.latest(cam), encode_jpeg(annotate(image, faces), 80), ex=600)
+
+
+def set_status(r: redis.Redis, keys: Keys, cam: str, state: str = "online", *, last_frame_ts: int | None = None,
+               sent: int = 0, skipped: int = 0, last_error: str | None = None) -> None:
+    """The camera's status hash, written by the producer's own publisher (``updated`` is now)."""
+    stats = CameraStats(cam, ProducerMetrics())
+    stats.set_state(state, "" if state == "online" else "retrying", last_error)
+    stats.last_frame_ts = last_frame_ts if last_frame_ts is not None else int(time.time() * 1000)
+    stats.sent, stats.skipped = sent, skipped
+    publish(r, keys, "test-producer", [stats])
+
+
+def add_camera(r: redis.Redis, keys: Keys, cam: str, url: str = "rtsp://admin:hunter2@10.0.0.5/stream1") -> None:
+    Registry(r, keys).put(CameraConfig(id=cam, url=url))
+
+
+@contextmanager
+def serve(settings: Settings) -> Iterator[str]:
+    """The dashboard under a real uvicorn on a free port, in a thread; yields its base URL."""
+    port = free_port()
+    server = server_for(create_app(settings), "127.0.0.1", port)
+    thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the dashboard did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
