@@ -29,7 +29,7 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     # --- Redis and naming
-    redis_url: str | None = None  # unset: `maskwatch up` starts an embedded redis-server
+    redis_url: str | None = field(default=None, repr=False)  # unset: `maskwatch up` starts an embedded redis-server
     prefix: str = "mw"
     state_dir: Path = Path(".maskwatch")  # embedded Redis files, logs of `up`
     # --- models
@@ -68,10 +68,10 @@ class Settings:
     det_upscale: float = 2.0  # frames are enlarged up to this factor so small faces reach YuNet's 10 px floor
     det_max_side: int = 960  # ...but never beyond this many pixels on the long side: it bounds the cost
     det_zoom_score: float = 0.02  # candidates this sure get a second, zoomed look (0: no zoom pass)
-    det_zoom_px: int = 64  # the zoom pass enlarges a candidate face to this many pixels
+    det_zoom_px: int = 80  # the zoom pass enlarges a candidate face to this many pixels
     det_flip: bool = False  # detect on the mirrored frame too: more masked faces found, twice the time
     min_face_px: int = 12
-    crop_margin: float = 0.15  # square crop grows the face box by this share on each side
+    crop_margin: float = 0.0  # square crop grows the face box by this share on each side (training crops are YuNet-box tight)
     mask_threshold: float = 0.5  # P(without_mask) above this is a violation
     # --- metrics ports (0: no metrics server)
     producer_metrics_port: int = 9101
