@@ -1,18 +1,37 @@
 """Face detection with YuNet (``cv2.FaceDetectorYN``), made to find small, far-away faces.
 
-YuNet finds faces down to about 10 px at the resolution it is given. CCTV faces are often
-15-30 px, at the edge of that range, so frames are enlarged by up to ``upscale`` before
-detection (never past ``max_side`` pixels), and boxes are mapped back to frame pixels.
+CCTV faces are often 15-40 px, at the edge of what YuNet sees at native resolution, and a mask
+hides the nose and mouth it relies on: most small masked faces score under 0.2, where most bare
+ones score over 0.6. Enlarging the whole frame 3x finds many more of them but costs 9x the pixels. So
+detection runs in two stages:
+
+1. **Frame pass.** The frame, enlarged by up to ``upscale`` (never past ``max_side`` pixels on
+   the long side), through YuNet with a very low threshold (``zoom_score``): every face and some
+   clutter come back as candidates. Those scoring ``score`` or more are faces.
+2. **Zoom pass.** Each remaining candidate small enough to gain from a closer look and not
+   on the head of a face already found (at most ``max_zooms``, best first) is cut out with some
+   context and enlarged so the face is ``zoom_px`` pixels; all these tiles go through YuNet
+   as one mosaic image, and a face found at a tile's centre scoring ``score`` or more is kept,
+   with the box that the closer look gives.
+
+The zoom pass costs a few small tiles instead of a larger frame. ``zoom_score=0`` turns it off.
+``flip`` runs both passes on the mirrored frame as well (about twice the time, more masked faces).
+Boxes are in frame pixels. bench/quality.py measures what each setting buys (docs/quality.md).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+ZOOM_CONTEXT = 2.0  # a zoom tile spans this many face sides, so YuNet sees the head's outline (2.5 found no more)
+MOSAIC_COLUMNS = 8
+HEAD = 0.4  # a found face's head: its box grown by this share of its size on each side
 
 
 @dataclass(frozen=True)
@@ -23,47 +42,149 @@ class Detection:
     confidence: float
 
 
-class FaceDetector:
-    """Thread-safe YuNet wrapper: one ``cv2.FaceDetectorYN`` per thread (they hold per-size state)."""
+Box = tuple[float, float, float, float]
 
-    def __init__(self, model_path: Path, score: float = 0.6, upscale: float = 2.0, max_side: int = 1920,
-                 nms: float = 0.3, top_k: int = 500):
+
+class FaceDetector:
+    """Thread-safe YuNet wrapper: ``cv2.FaceDetectorYN`` objects per thread (they hold per-size state)."""
+
+    def __init__(self, model_path: Path, score: float = 0.5, upscale: float = 2.0, max_side: int = 960,
+                 nms: float = 0.3, top_k: int = 500, zoom_score: float = 0.02, zoom_px: int = 80,
+                 max_zooms: int = 32, flip: bool = False):
         if not Path(model_path).is_file():
             raise FileNotFoundError(f"YuNet model {model_path} not found; run `maskwatch models fetch` or set MASKWATCH_MODEL_DIR")
+        if not 0 <= zoom_score <= 1 or not 0 < score <= 1:
+            raise ValueError(f"detector thresholds must lie in (0, 1]: score={score}, zoom_score={zoom_score}")
         self.model_path = str(model_path)
         self.score, self.upscale, self.max_side, self.nms, self.top_k = score, upscale, max_side, nms, top_k
+        self.zoom_score, self.zoom_px, self.max_zooms = min(zoom_score, score), zoom_px, max_zooms
+        self.flip = flip
+        # Tiles are a multiple of YuNet's largest stride (32) so the mosaic's grid lines up with its cells.
+        self.tile = 32 * math.ceil(ZOOM_CONTEXT * zoom_px / 32)
         self._local = threading.local()
 
-    def _net(self, w: int, h: int) -> cv2.FaceDetectorYN:
-        net = getattr(self._local, "net", None)
-        if net is None:
-            net = cv2.FaceDetectorYN.create(self.model_path, "", (w, h), self.score, self.nms, self.top_k)
-            self._local.net = net
-            self._local.size = (w, h)
-        elif self._local.size != (w, h):
+    def _net(self, role: str, w: int, h: int, score: float) -> cv2.FaceDetectorYN:
+        """This thread's YuNet for ``role`` ("frame" or "zoom"), set to a ``w`` x ``h`` input."""
+        nets = self._local.__dict__.setdefault("nets", {})
+        if role not in nets:
+            nets[role] = [cv2.FaceDetectorYN.create(self.model_path, "", (w, h), score, self.nms, self.top_k), (w, h)]
+        net, size = nets[role]
+        if size != (w, h):
             net.setInputSize((w, h))
-            self._local.size = (w, h)
+            nets[role][1] = (w, h)
         return net
 
     def scale_for(self, w: int, h: int) -> float:
-        """The enlargement applied to a ``w`` x ``h`` frame before detection."""
+        """The enlargement applied to a ``w`` x ``h`` frame before the frame pass."""
         return max(1.0, min(self.upscale, self.max_side / max(w, h)))
 
     def detect(self, image: np.ndarray) -> list[Detection]:
+        h, w = image.shape[:2]
+        found = self._two_passes(image)
+        if self.flip:  # the mirror image too: YuNet is not symmetric, and a second look finds more masked faces
+            found += [((w - x - bw, y, bw, bh), s) for (x, y, bw, bh), s in self._two_passes(cv2.flip(image, 1))]
+        return _to_detections(_nms(found, self.nms), w, h)
+
+    def _two_passes(self, image: np.ndarray) -> list[tuple[Box, float]]:
+        candidates = self._frame_pass(image)
+        found = [(b, s) for b, s in candidates if s >= self.score]
+        if self.zoom_score > 0:
+            found += self._zoom_pass(image, self._worth_zooming(candidates, found))
+        return found
+
+    def _worth_zooming(self, candidates: list[tuple[Box, float]], found: list[tuple[Box, float]]) -> list[Box]:
+        """The unsure candidates a closer look can help, best first: small ones, not on a head already found.
+
+        Candidates over ``zoom_px / 1.5`` px are skipped: the zoom would hardly enlarge them, and
+        such big, unsure boxes are mostly clutter. So are candidates centred on the head around a
+        face already found (hair, chin, a hand): another face cannot sit there, and enlarged 5x
+        such a patch can pass for one.
+        """
+        out: list[Box] = []
+        for box, s in candidates:
+            if s >= self.score or max(box[2], box[3]) * 1.5 > self.zoom_px:
+                continue
+            if any(_centre_inside(box, _grown(f, HEAD)) for f, _ in found):
+                continue
+            out.append(box)
+            if len(out) == self.max_zooms:
+                break
+        return out
+
+    def _frame_pass(self, image: np.ndarray) -> list[tuple[Box, float]]:
+        """Every box YuNet gives on the (enlarged) frame at the candidate threshold, best first, in frame pixels."""
         h, w = image.shape[:2]
         scale = self.scale_for(w, h)
         if scale > 1.0:
             image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_LINEAR)
         ih, iw = image.shape[:2]
-        _, faces = self._net(iw, ih).detect(image)
-        out: list[Detection] = []
-        if faces is None:
-            return out
-        for row in faces:
-            x, y, bw, bh = (float(v) / scale for v in row[:4])
-            x0, y0 = max(0.0, x), max(0.0, y)
-            x1, y1 = min(float(w), x + bw), min(float(h), y + bh)
-            if x1 - x0 < 2 or y1 - y0 < 2:
+        threshold = self.zoom_score if self.zoom_score > 0 else self.score
+        _, rows = self._net("frame", iw, ih, threshold).detect(image)
+        out: list[tuple[Box, float]] = []
+        for r in rows if rows is not None else ():
+            x, y, bw, bh = (float(v) / scale for v in r[:4])
+            out.append(((x, y, bw, bh), float(r[-1])))
+        return sorted(out, key=lambda bs: -bs[1])
+
+    def _zoom_pass(self, image: np.ndarray, boxes: list[Box]) -> list[tuple[Box, float]]:
+        """Look again at each candidate box, enlarged so the face is ``zoom_px``; faces found, in frame pixels."""
+        t = self.tile
+        tiles: list[np.ndarray] = []
+        where: list[tuple[float, float, float]] = []  # per tile: frame x, y of its corner and its zoom
+        for x, y, bw, bh in boxes:
+            k = self.zoom_px / max(bw, bh, 1.0)
+            x0, y0 = x + bw / 2 - t / (2 * k), y + bh / 2 - t / (2 * k)
+            warp = np.array([[k, 0, -x0 * k], [0, k, -y0 * k]], np.float32)
+            tile = cv2.warpAffine(image, warp, (t, t), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            tiles.append(tile)
+            where.append((x0, y0, k))
+        if not tiles:
+            return []
+        cols = math.ceil(len(tiles) / math.ceil(len(tiles) / MOSAIC_COLUMNS))  # fewest empty tiles
+        mosaic = np.full((t * math.ceil(len(tiles) / cols), t * cols, 3), 127, np.uint8)
+        for i, tile in enumerate(tiles):
+            r, c = divmod(i, cols)
+            mosaic[r * t:(r + 1) * t, c * t:(c + 1) * t] = tile
+        _, rows = self._net("zoom", mosaic.shape[1], mosaic.shape[0], self.score).detect(mosaic)
+        out: list[tuple[Box, float]] = []
+        for row in rows if rows is not None else ():
+            mx, my, mw, mh = (float(v) for v in row[:4])
+            c, r = int((mx + mw / 2) // t), int((my + mh / 2) // t)
+            i = r * cols + c
+            lx, ly = mx - c * t, my - r * t
+            # Only the face the tile was cut for: one at its centre, not a neighbour near its edge.
+            if i >= len(where) or max(abs(lx + mw / 2 - t / 2), abs(ly + mh / 2 - t / 2)) > self.zoom_px / 2:
                 continue
-            out.append(Detection((round(x0), round(y0), round(x1 - x0), round(y1 - y0)), float(row[-1])))
+            x0, y0, k = where[i]
+            out.append(((x0 + lx / k, y0 + ly / k, mw / k, mh / k), float(row[-1])))
         return out
+
+
+def _centre_inside(box: Box, outer: Box) -> bool:
+    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+    return outer[0] <= cx <= outer[0] + outer[2] and outer[1] <= cy <= outer[1] + outer[3]
+
+
+def _grown(box: Box, share: float) -> Box:
+    x, y, w, h = box
+    return x - share * w, y - share * h, w * (1 + 2 * share), h * (1 + 2 * share)
+
+
+def _nms(found: list[tuple[Box, float]], threshold: float) -> list[tuple[Box, float]]:
+    """The two passes can find one face twice: keep the best-scoring box of each overlapping group."""
+    if len(found) < 2:
+        return found
+    keep = cv2.dnn.NMSBoxes([list(b) for b, _ in found], [s for _, s in found], 0.0, threshold)
+    return [found[i] for i in np.asarray(keep, int).reshape(-1)]
+
+
+def _to_detections(found: list[tuple[Box, float]], w: int, h: int) -> list[Detection]:
+    """Boxes clipped to the frame and rounded; slivers under 2 px dropped."""
+    out: list[Detection] = []
+    for (x, y, bw, bh), score in found:
+        x0, y0 = max(0.0, x), max(0.0, y)
+        x1, y1 = min(float(w), x + bw), min(float(h), y + bh)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            continue
+        out.append(Detection((round(x0), round(y0), round(x1 - x0), round(y1 - y0)), score))
+    return out

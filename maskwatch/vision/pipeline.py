@@ -77,7 +77,7 @@ def keep(det: Detection, shape: tuple[int, ...], spec: FrameSpec, min_face_px: i
 class Pipeline:
     """YuNet + the mask classifier, with the crop geometry and thresholds of the settings."""
 
-    def __init__(self, detector: FaceDetector, runtime: Runtime, meta: ModelMeta, margin: float = 0.15,
+    def __init__(self, detector: FaceDetector, runtime: Runtime, meta: ModelMeta, margin: float = 0.0,
                  min_face_px: int = 12, threshold: float = 0.5):
         self.detector, self.runtime, self.meta = detector, runtime, meta
         self.margin, self.min_face_px, self.threshold = margin, min_face_px, threshold
@@ -86,10 +86,13 @@ class Pipeline:
     @classmethod
     def from_settings(cls, s: Settings, model: Path | None = None) -> "Pipeline":
         artifact = ModelArtifact.load(model or s.model or default_model_path())
-        detector = FaceDetector(ensure_yunet(s.model_dir), score=s.det_score, upscale=s.det_upscale, max_side=s.det_max_side)
+        detector = FaceDetector(ensure_yunet(s.model_dir), score=s.det_score, upscale=s.det_upscale,
+                                max_side=s.det_max_side, zoom_score=s.det_zoom_score, zoom_px=s.det_zoom_px,
+                                flip=s.det_flip)
         runtime = load_runtime(artifact, s.runtime, s.device, s.threads)
-        log.info("pipeline: classifier %s (%s px) on %s/%s, YuNet upscale<=%.1f", artifact.sha256[:12],
-                 artifact.meta.input_size, runtime.name, runtime.device, s.det_upscale)
+        log.info("pipeline: classifier %s (%s px) on %s/%s, YuNet upscale<=%.1f, zoom pass %s", artifact.sha256[:12],
+                 artifact.meta.input_size, runtime.name, runtime.device, s.det_upscale,
+                 f"from score {s.det_zoom_score} to {s.det_zoom_px} px" if s.det_zoom_score > 0 else "off")
         return cls(detector, runtime, artifact.meta, s.crop_margin, s.min_face_px, s.mask_threshold)
 
     def detect(self, image: np.ndarray, spec: FrameSpec = FrameSpec()) -> list[Detection]:
