@@ -59,7 +59,7 @@ def _add_up(sub: argparse._SubParsersAction) -> None:
                    help="add or update a camera before starting (repeatable); URL: rtsp://, http(s)://, a file or a webcam index")
     p.add_argument("--fps", type=float, help="frames per second taken from each --camera (default 5)")
     p.add_argument("--loop", action="store_true", help="loop file cameras given with --camera")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1; each uses one core well)")
+    p.add_argument("--workers", type=int, help="worker processes (default: one per core, one thread each; bench/scaling.py)")
     p.add_argument("--host", default="127.0.0.1", help="dashboard address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="dashboard port (default 8000)")
     p.add_argument("--no-dashboard", action="store_true", help="do not start the dashboard")

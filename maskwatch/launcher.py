@@ -83,9 +83,11 @@ def child_env(s: Settings) -> dict[str, str]:
 
 def plan(s: Settings, args: argparse.Namespace) -> list[Child]:
     """The children `up` runs, in start order."""
-    workers = max(1, args.workers)
-    # Several workers on one machine: split the cores between them rather than oversubscribe.
-    threads = s.threads or max(1, (os.cpu_count() or 1) // workers)
+    cores = os.cpu_count() or 1
+    # Processes scale better than threads here (bench/scaling.py: 2 x 1 thread = 1.6-1.9x 1 x 2 threads);
+    # with fewer workers than cores, each gets its share of the cores rather than oversubscribing.
+    workers = max(1, args.workers or cores)
+    threads = s.threads or max(1, cores // workers)
     children = [Child("producer", ["producer"], child_env(s))]
     for i in range(workers):
         port = s.worker_metrics_port + 10 * i if s.worker_metrics_port else 0

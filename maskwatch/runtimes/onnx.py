@@ -21,6 +21,8 @@ class OnnxRuntime:
         if threads:
             opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        # Spinning threads burn the core that decode and YuNet need between batches (bench/pipeline.py).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(artifact.onnx, opts, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
