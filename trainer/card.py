@@ -57,11 +57,12 @@ def render(meta: ModelMeta, metrics: dict) -> str:
 - Selected: phase {r['selected']['phase']} epoch {r['selected']['epoch']} by validation balanced accuracy
   averaged over clean and degraded ({', '.join(f'{p} px' for p in r['degrade'])}) images: {r['selected']['score']:.4f}.
 - Training time: {metrics['train_seconds'] / 60:.1f} min ({metrics['total_seconds'] / 60:.1f} min with the evaluation
-  below). Versions: {meta.versions}.
+  below). Versions: {', '.join(f'{k} {v}' for k, v in meta.versions.items())}.
 
 ## Metrics
 Measured on the exported artifact with ONNX Runtime through the serving preprocessing;
 `name@N px` means every image shrunk to N px wide and scaled back (`maskwatch evaluate --degrade N`).
+Sets other than train and val were never trained on nor used to select the model.
 
 {_rows(metrics)}
 

@@ -9,6 +9,8 @@ and the runtime must agree on it exactly; the trainer imports it from here.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 import torchvision
@@ -47,7 +49,7 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
         if not isinstance(seq, nn.Sequential):
             continue
         names = list(seq._modules)
-        for a, b in zip(names, names[1:]):
+        for a, b in itertools.pairwise(names):
             conv, bn = seq._modules[a], seq._modules[b]
             if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)):
                 continue
