@@ -21,9 +21,8 @@ from tqdm import tqdm
 
 from maskwatch.codec import Face
 from maskwatch.settings import Settings
-from maskwatch.synth import IMAGE_EXT
 from maskwatch.vision.annotate import annotate
-from maskwatch.vision.pipeline import Pipeline
+from maskwatch.vision.pipeline import IMAGE_SUFFIXES, Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +60,11 @@ def sources(path: Path, every: int = 1) -> tuple[Iterator[tuple[str, int, np.nda
     if not path.exists():
         raise InputError(f"{path} does not exist")
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXT)
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
-            raise InputError(f"{path} holds no images ({', '.join(sorted(IMAGE_EXT))})")
+            raise InputError(f"{path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         return _images(files), len(files), False
-    if path.suffix.lower() in IMAGE_EXT:
+    if path.suffix.lower() in IMAGE_SUFFIXES:
         return _images([path]), 1, False
     cap = cv2.VideoCapture(str(path))
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0

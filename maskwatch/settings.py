@@ -153,6 +153,8 @@ def _parse(name: str, raw: str, kind: Any) -> Any:
             return float(raw)
         if "Path" in kind:
             return Path(raw).expanduser() if raw else None
-        return raw or None if "None" in kind else raw
+        if not raw and "None" in kind:  # an empty variable unsets an optional setting
+            return None
+        return raw
     except ValueError as exc:
         raise SettingsError(f"{name}={raw!r} is not a valid {kind.split(' ')[0]}: {exc}") from None

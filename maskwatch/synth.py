@@ -6,6 +6,8 @@ No real background photos ship with MaskWatch, so backgrounds are procedural (wa
 clutter, noise); see docs/quality.md for what that does and does not show.
 
 >>> import numpy as np
+
+from maskwatch.vision.pipeline import IMAGE_SUFFIXES
 >>> rng = np.random.default_rng(0)
 >>> pool = [(np.full((100, 100, 3), 128, np.uint8), "with_mask")]
 >>> scene = compose_scene(pool, rng, size=(320, 240), faces=2, face_px=(24, 32))
@@ -22,8 +24,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from maskwatch.vision.pipeline import IMAGE_SUFFIXES
+
 LABEL_DIRS = {"with_mask": ("with_mask", "WithMask"), "without_mask": ("without_mask", "WithoutMask")}
-IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class Scene:
 
 
 def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXT)
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def load_face_pool(data_dir: Path, per_class: int, rng: np.random.Generator) -> list[tuple[np.ndarray, str]]:

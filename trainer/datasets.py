@@ -24,10 +24,10 @@ import numpy as np
 from tqdm import tqdm
 
 from maskwatch.artifact import CLASSES
+from maskwatch.vision.pipeline import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 _SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                 "test": "test", "testing": "test"}
 

@@ -11,6 +11,7 @@ import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from maskwatch.cameras import CameraConfig
@@ -43,8 +44,6 @@ def _decode(entry: Entry) -> tuple[Frame, np.ndarray]:
 
 
 def _shrink(image: np.ndarray, max_width: int) -> np.ndarray:
-    import cv2
-
     h, w = image.shape[:2]
     if w <= max_width:
         return image

@@ -126,10 +126,12 @@ class Worker:
         down_since: float | None = None
         backoff = 0.2
         last_lag = 0.0
+        need_group = True  # at start, and after an outage (Redis may have come back empty)
         while not self.stopping.is_set():
             try:
-                if down_since is not None or self._cameras_version == -1:
+                if need_group:
                     ensure_group(self.r, self.keys)
+                    need_group = False
                 self.run_once()
                 if time.monotonic() - last_lag > 2.0:
                     last_lag = time.monotonic()
@@ -144,6 +146,7 @@ class Worker:
                     continue
                 raise
             except (redis.ConnectionError, redis.TimeoutError) as exc:
+                need_group = True
                 if down_since is None:
                     down_since = time.monotonic()
                     log.warning("Redis unreachable (%s); retrying with backoff, frames stay pending", exc)

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 Roi = tuple[float, float, float, float]
 
 
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})  # image files MaskWatch reads
+
+
 class DecodeError(ValueError):
     """Bytes that are not a decodable image."""
 
