@@ -34,9 +34,9 @@ import redis
 
 from maskwatch.artifact import default_model_path
 from maskwatch.codec import Frame, encode_frame
-from maskwatch.embedded_redis import EmbeddedRedis
+from maskwatch.cli.embedded_redis import EmbeddedRedis
 from maskwatch.keys import Keys
-from maskwatch.synth import Scene, compose_scene, load_face_pool
+from bench.scenes.compose import Scene, compose_scene, load_face_pool
 from maskwatch.vision.pipeline import encode_jpeg
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -57,7 +57,7 @@ from bench.common import (
 )
 from maskwatch.codec import decode_result
 from maskwatch.keys import Keys
-from maskwatch.synth import write_video
+from bench.scenes.compose import write_video
 
 P95_LIMIT_MS = 500.0
 HELD_SHARE = 0.95

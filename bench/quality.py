@@ -1,6 +1,6 @@
 """End-to-end vision quality on small faces: does the real Pipeline find people without masks?
 
-Composes scenes with small faces of known label (:func:`maskwatch.synth.compose_scene`) from each
+Composes scenes with small faces of known label (:func:`bench.scenes.compose.compose_scene`) from each
 crops folder, runs :class:`maskwatch.vision.pipeline.Pipeline` exactly as the worker builds it,
 and scores what it found against what was pasted: recall of unmasked faces (found, and found *and*
 flagged), the same for masked faces, found rate by face size, per-scene compliance error, false
@@ -31,7 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from maskwatch.settings import Settings
-from maskwatch.synth import PlacedFace, Scene, compose_scene, load_face_pool, match
+from bench.scenes.compose import PlacedFace, Scene, compose_scene, load_face_pool, match
 from maskwatch.vision.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parent.parent

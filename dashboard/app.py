@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib import import_module
-from importlib.util import find_spec
 from pathlib import Path
 
 import redis
@@ -14,16 +12,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from dashboard import api, apidocs, health, live, manage, metrics, pages
+from dashboard import api, apidocs, health, jobs_views, live, manage, metrics, pages
 from dashboard.auth import log_write_mode, write_mode
 from dashboard.state import DashboardState
 from dashboard.templating import render
 from maskwatch import __version__
 from maskwatch.redis_conn import connect
 from maskwatch.settings import Settings
-
-# The side-job views (jobs list, analysis reports, alerts) live in a file of their own; mounted when present.
-jobs_views = import_module("dashboard.jobs_views") if find_spec("dashboard.jobs_views") else None
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -51,12 +46,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = metrics.registry_for(state)
     app.state.nav = [("Overview", "/"), ("System", "/system")]
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (health, api, manage, live, metrics, pages, apidocs):
+    for module in (health, api, manage, live, metrics, pages, apidocs, jobs_views):
         app.include_router(module.router)
-    if jobs_views is not None:
-        app.include_router(jobs_views.router)
-        app.state.nav.append(("Jobs", "/jobs"))
-    app.state.nav.append(("API", "/api-docs"))
+    app.state.nav += [("Jobs", "/jobs"), ("API", "/api-docs")]
 
     @app.exception_handler(redis.RedisError)
     async def redis_unavailable(request: Request, exc: redis.RedisError) -> Response:

@@ -31,7 +31,9 @@ from maskwatch.keys import Keys, check_camera_id
 
 NOTIFY = "notify"  # webhook deliveries: short, retried, listed first so they never wait behind a backlog
 ANALYSIS = "analysis"  # offline video analysis: long
-ANALYZE_FUNC = "worker.jobs.analysis.analyze_video"  # enqueued by name: the dashboard cannot import worker
+# RQ calls a job by its dotted name in another process. This is the one arrow no import shows
+# (the dashboard may not import the worker); tests/test_architecture.py checks that it resolves.
+ANALYZE_FUNC = "worker.jobs.analysis.analyze_video"
 ANALYSIS_TIMEOUT_S = 6 * 3600
 JOB_RESULT_TTL_S = 86_400
 JOB_FAILURE_TTL_S = 7 * 86_400

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from maskwatch.embedded_redis import EmbeddedRedis
+from maskwatch.cli.embedded_redis import EmbeddedRedis
 from maskwatch.keys import Keys
 from maskwatch.settings import Settings
 

@@ -10,7 +10,7 @@ import redis
 
 from maskwatch.codec import Frame, encode_frame
 from maskwatch.keys import Keys
-from maskwatch.synth import Scene, compose_scene, load_face_pool
+from bench.scenes.compose import Scene, compose_scene, load_face_pool
 from maskwatch.vision.pipeline import encode_jpeg
 
 

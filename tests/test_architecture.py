@@ -36,3 +36,26 @@ def test_cpu_worker_and_dashboard_need_no_torch():
             "load_runtime(ModelArtifact.load(default_model_path()), 'auto', 'auto')\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_core_contract_lists_every_core_module():
+    """A new core module must join the contract that keeps the core free of apps and of the CLI."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    contract = next(c for c in config["tool"]["importlinter"]["contracts"] if c["name"].startswith("The core never"))
+    listed = set(contract["source_modules"])
+    core = {f"maskwatch.{p.stem}" for p in (ROOT / "maskwatch").iterdir()
+            if (p.suffix == ".py" and p.stem not in {"__init__", "__main__"}) or (p / "__init__.py").exists()}
+    assert core - {"maskwatch.cli"} == listed
+
+
+def test_jobs_enqueued_by_name_resolve_to_the_worker_functions():
+    """RQ calls a job by its dotted name: the one arrow the import contracts cannot see."""
+    import importlib
+
+    from maskwatch import jobstore
+    from worker.jobs.analysis import analyze_video
+
+    module, _, name = jobstore.ANALYZE_FUNC.rpartition(".")
+    assert getattr(importlib.import_module(module), name) is analyze_video

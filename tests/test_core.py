@@ -14,7 +14,7 @@ from maskwatch.redaction import mask_text, mask_url
 from maskwatch.settings import Settings, SettingsError
 
 DOCTESTED = ["maskwatch.settings", "maskwatch.codec", "maskwatch.keys", "maskwatch.redaction", "maskwatch.cameras",
-             "maskwatch.artifact", "maskwatch.vision.crop", "maskwatch.vision.preprocess", "maskwatch.synth",
+             "maskwatch.artifact", "maskwatch.vision.crop", "maskwatch.vision.preprocess", "bench.scenes.compose",
              "maskwatch.signing"]
 
 

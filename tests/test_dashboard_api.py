@@ -21,7 +21,7 @@ from dashboard import models
 from dashboard.server import GRACEFUL_SHUTDOWN_S
 from maskwatch.cameras import Registry
 from maskwatch.codec import Frame, encode_frame
-from maskwatch.embedded_redis import free_port
+from maskwatch.cli.embedded_redis import free_port
 from maskwatch.keys import Keys
 from maskwatch.settings import Settings
 from maskwatch.streams import ensure_group

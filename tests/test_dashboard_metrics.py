@@ -13,7 +13,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from maskwatch.codec import Frame, encode_frame
-from maskwatch.embedded_redis import free_port
+from maskwatch.cli.embedded_redis import free_port
 from maskwatch.keys import Keys
 from maskwatch.settings import Settings
 from tests.test_dashboard_support import Shot, add_camera, record, serve, set_status

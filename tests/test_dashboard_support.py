@@ -23,7 +23,7 @@ from dashboard.app import create_app
 from dashboard.server import server_for
 from maskwatch.cameras import CameraConfig, Registry
 from maskwatch.codec import Event, Face, Frame, Result, encode_frame
-from maskwatch.embedded_redis import free_port
+from maskwatch.cli.embedded_redis import free_port
 from maskwatch.keys import Keys
 from maskwatch.settings import Settings
 from maskwatch.vision.annotate import annotate

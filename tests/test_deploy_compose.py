@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from maskwatch.camera_cli import load_camera_file
+from maskwatch.cli.camera import load_camera_file
 from tests.test_deploy_support import COMPOSE_FILE, ROOT, load_compose, maskwatch_args, metrics_port, settings_fields
 
 SCHEMA = json.loads((ROOT / "tests/data/compose-spec/compose-spec.json").read_text())

@@ -156,7 +156,7 @@ def test_dockerignore_keeps_tests_data_and_history_out() -> None:
     for path in (".git/config", "tests/conftest.py", "bench/README.md", "runs/train/best.mwm",
                  "test-artifacts/shot.png", "maskwatch/__pycache__/cli.cpython-311.pyc", "docker-compose.yml"):
         assert not in_build_context(path, rules), f"{path} would be sent to the Docker daemon"
-    for path in ("pyproject.toml", "maskwatch/cli.py", "maskwatch/models/default.mwm", "dashboard/static/app.js"):
+    for path in ("pyproject.toml", "maskwatch/cli/main.py", "maskwatch/models/default.mwm", "dashboard/static/app.js"):
         assert in_build_context(path, rules), f"{path} would be missing from the build context"
 
 

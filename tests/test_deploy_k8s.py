@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from maskwatch.camera_cli import load_camera_file
+from maskwatch.cli.camera import load_camera_file
 from maskwatch.keys import Keys
 from maskwatch.settings import Settings
 from tests.test_deploy_support import (K8S, MASKWATCH_IMAGE_NAMES, OVERLAYS, kustomize, maskwatch_args, metrics_port,

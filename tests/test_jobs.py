@@ -28,9 +28,9 @@ from maskwatch import jobstore
 from maskwatch.cameras import CameraConfig, Registry
 from maskwatch.codec import Event, encode_event
 from maskwatch.compliance import bucket_of, stat_field
-from maskwatch.embedded_redis import free_port
+from maskwatch.cli.embedded_redis import free_port
 from maskwatch.keys import Keys
-from maskwatch.launcher import child_env
+from maskwatch.cli.up import child_env
 from maskwatch.settings import Settings
 from maskwatch.signing import HEADER, verify_signature
 from tests.frames import wait_for

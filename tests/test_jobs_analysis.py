@@ -17,7 +17,7 @@ import pytest
 
 from maskwatch import jobstore
 from maskwatch.cameras import CameraConfig, Registry
-from maskwatch.synth import Scene, write_video
+from bench.scenes.compose import Scene, write_video
 from tests.conftest import DATA, need_shared
 from tests.frames import scenes
 from worker.jobs import analysis

@@ -11,7 +11,7 @@ import pytest
 from maskwatch import jobstore
 from maskwatch.cameras import CameraConfig, Registry
 from maskwatch.settings import Settings
-from maskwatch.synth import write_video
+from bench.scenes.compose import write_video
 from tests.conftest import DATA, need_shared
 from tests.frames import scenes
 from tests.test_dashboard_support import serve

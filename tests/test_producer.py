@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from maskwatch.cameras import CameraConfig, Registry
-from maskwatch.embedded_redis import free_port
+from maskwatch.cli.embedded_redis import free_port
 from maskwatch.keys import Keys
 from maskwatch.settings import Settings
 from producer.backpressure import Backpressure

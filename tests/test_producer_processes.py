@@ -23,9 +23,9 @@ import pytest
 import redis
 
 from maskwatch.cameras import CameraConfig, Registry
-from maskwatch.embedded_redis import EmbeddedRedis, free_port
+from maskwatch.cli.embedded_redis import EmbeddedRedis, free_port
 from maskwatch.keys import Keys
-from maskwatch.launcher import child_env
+from maskwatch.cli.up import child_env
 from maskwatch.settings import Settings
 from producer import sources
 from producer.service import ProducerService

@@ -15,7 +15,7 @@ import pytest
 from bench.quality import compose_scenes, evaluate, main, score_scene
 from maskwatch.modelfiles import ensure_yunet
 from maskwatch.settings import Settings
-from maskwatch.synth import PlacedFace, Scene, match
+from bench.scenes.compose import PlacedFace, Scene, match
 from maskwatch.vision.detect import FaceDetector
 from maskwatch.vision.pipeline import Pipeline
 from tests.conftest import DATA, need_shared

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from maskwatch.embedded_redis import free_port
-from maskwatch.synth import write_video
+from maskwatch.cli.embedded_redis import free_port
+from bench.scenes.compose import write_video
 from tests.conftest import DATA, MODELS, need_shared
 from tests.frames import scenes, wait_for
 

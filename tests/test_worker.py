@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from maskwatch.codec import Result, decode_event, decode_result
-from maskwatch.embedded_redis import EmbeddedRedis, free_port
+from maskwatch.cli.embedded_redis import EmbeddedRedis, free_port
 from maskwatch.keys import Keys
 from maskwatch.settings import Settings
 from maskwatch.vision.pipeline import Pipeline
@@ -58,7 +58,7 @@ def test_counts_and_labels_match_known_faces(settings, r, keys, pipeline, known_
     assert 0.8 * truth <= t["faces"] <= truth, f"found {t['faces']} of {truth} faces"
     assert t["with_mask"] + t["without_mask"] == t["faces"]
     # Every face found is labelled as the crop pasted there was.
-    from maskwatch.synth import match
+    from bench.scenes.compose import match
 
     results = {res.seq: res for res in (decode_result(f) for _, f in r.xrange(keys.results))}
     pairs = [p for i, s in enumerate(known_scenes)

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from maskwatch.codec import decode_result
-from maskwatch.launcher import child_env
+from maskwatch.cli.up import child_env
 from tests.conftest import DATA, need_shared
 from tests.frames import push_frames, scenes, totals, wait_for
 

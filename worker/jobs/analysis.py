@@ -1,6 +1,6 @@
 """Offline analysis: a recorded video through the worker's detector and classifier, as an RQ job.
 
-The frames are read by :func:`maskwatch.predict.sources` and analysed by
+The frames are read by :func:`maskwatch.cli.predict.sources` and analysed by
 :meth:`maskwatch.vision.pipeline.Pipeline.analyze`, the code the live worker runs, with the
 camera's region of interest and minimum face size when ``camera`` is registered. The report (JSON
 in ``mw:analysis:{job}``, listed in ``mw:analyses``, both expiring with the snapshots after
@@ -36,7 +36,8 @@ from maskwatch.cameras import Registry
 from maskwatch.codec import Face
 from maskwatch.compliance import Counts, total
 from maskwatch.keys import Keys
-from maskwatch.predict import InputError, sources
+from maskwatch.exceptions import InputError
+from maskwatch.vision.media import sources
 from maskwatch.redis_conn import connect
 from maskwatch.settings import Settings
 from maskwatch.vision.annotate import annotate

@@ -7,7 +7,7 @@ def is_user_error(exc: BaseException) -> bool:
     from maskwatch.artifact import ArtifactError
     from maskwatch.cameras import CameraError
     from maskwatch.modelfiles import ModelFileError
-    from maskwatch.predict import InputError
+    from maskwatch.exceptions import InputError
     from maskwatch.redis_conn import RedisUnavailable
     from maskwatch.settings import SettingsError
 

@@ -22,58 +22,14 @@ from tqdm import tqdm
 from maskwatch.codec import Face
 from maskwatch.settings import Settings
 from maskwatch.vision.annotate import annotate
-from maskwatch.vision.pipeline import IMAGE_SUFFIXES, Pipeline
+from maskwatch.vision.media import MediaItem, sources
+from maskwatch.vision.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
 
-class InputError(ValueError):
-    """A path that is not an image, a folder of images or a readable video."""
-
-
-def _images(paths: list[Path]) -> Iterator[tuple[str, int, np.ndarray | None]]:
-    for p in paths:
-        yield str(p), 0, cv2.imread(str(p), cv2.IMREAD_COLOR)
-
-
-def _video(path: Path, every: int) -> Iterator[tuple[str, int, np.ndarray | None]]:
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise InputError(f"{path}: OpenCV cannot open this video (corrupt, or a codec it lacks)")
-    try:
-        index = 0
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            if index % every == 0:
-                yield str(path), index, frame
-            index += 1
-        if index == 0:
-            raise InputError(f"{path}: no frame could be decoded; the file is corrupt or empty")
-    finally:
-        cap.release()
-
-
-def sources(path: Path, every: int = 1) -> tuple[Iterator[tuple[str, int, np.ndarray | None]], int | None, bool]:
-    """(source, frame index, image) items, their count if known, and whether the input is a video."""
-    if not path.exists():
-        raise InputError(f"{path} does not exist")
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise InputError(f"{path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        return _images(files), len(files), False
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        return _images([path]), 1, False
-    cap = cv2.VideoCapture(str(path))
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
-    cap.release()
-    return _video(path, every), (total // every if total > 0 else None), True
-
-
-def _batches(items: Iterator[tuple[str, int, np.ndarray | None]], size: int) -> Iterator[list[tuple[str, int, np.ndarray | None]]]:
-    batch: list[tuple[str, int, np.ndarray | None]] = []
+def _batches(items: Iterator[MediaItem], size: int) -> Iterator[list[MediaItem]]:
+    batch: list[MediaItem] = []
     for item in items:
         batch.append(item)
         if len(batch) == size:

@@ -21,9 +21,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maskwatch.camera_cli import parse_camera_arg
+from maskwatch.cli.camera import parse_camera_arg
 from maskwatch.cameras import Registry
-from maskwatch.embedded_redis import EmbeddedRedis
+from maskwatch.cli.embedded_redis import EmbeddedRedis
 from maskwatch.keys import Keys
 from maskwatch.redaction import mask_url
 from maskwatch.redis_conn import connect

@@ -223,7 +223,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def _run_up(args: argparse.Namespace, s: Settings) -> int:
-    from maskwatch.launcher import run_up
+    from maskwatch.cli.up import run_up
 
     return run_up(s, args)
 
@@ -259,13 +259,13 @@ def _run_analyze(args: argparse.Namespace, s: Settings) -> int:
 
 
 def _run_camera(args: argparse.Namespace, s: Settings) -> int:
-    from maskwatch.camera_cli import run
+    from maskwatch.cli.camera import run
 
     return run(s, args)
 
 
 def _run_predict(args: argparse.Namespace, s: Settings) -> int:
-    from maskwatch.predict import main
+    from maskwatch.cli.predict import main
 
     return main(s, path=args.path, as_json=args.json, out=args.out, every=args.every)
 
@@ -313,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # the user's error, said once and clearly; tracebacks with --log-level DEBUG
-        from maskwatch.errors import is_user_error
+        from maskwatch.cli.errors import is_user_error
 
         if not is_user_error(exc) or settings.log_level.upper() == "DEBUG":
             raise
