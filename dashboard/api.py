@@ -18,15 +18,18 @@ from dashboard.models import (
     ViolationEvent,
     Worker,
 )
-from dashboard.state import DashboardState, get_state, now_ms
+from dashboard.state import DashboardState, get_state
+from maskwatch.utils import now_ms
 
 router = APIRouter(prefix="/api", tags=["read"])
 _EVENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such camera"}}
-_JPEG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/jpeg": {}}, "description": "a JPEG image"}, 404: {"description": "no image (yet, or expired)"}}
+_JPEG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/jpeg": {}}, "description": "a JPEG image"},
+                                          404: {"description": "no image (yet, or expired)"}}
 
 
-def _jpeg(data: bytes | None, what: str) -> Response:
+def _jpeg(data: bytes | str | None, what: str) -> Response:
+    """A Redis GET reply as a JPEG response (bytes: the client never decodes replies); 404 when missing."""
     if data is None:
         raise not_found(what)
     # frames change every second and snapshots are evidence: never serve a cached copy

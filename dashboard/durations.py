@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 
+from maskwatch.compliance import round_step
+
 MIN_WINDOW_S = 15 * 60
 MAX_WINDOW_S = 7 * 86_400  # the workers keep 8 days of minute buckets
 MAX_POINTS = 2_000
 TARGET_POINTS = 120  # enough to read a trend on a phone, few enough to draw at once
-_STEPS_S = (60, 300, 900, 1800, 3600, 7200, 21_600)
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
 _DURATION = re.compile(r"^\s*(\d{1,7})\s*([smhd]?)\s*$")
 
@@ -28,8 +29,8 @@ def parse_duration(text: str) -> int:
 
 
 def auto_step(window_s: int) -> int:
-    """The shortest step from a round ladder that keeps the series near :data:`TARGET_POINTS` or fewer."""
-    return next((s for s in _STEPS_S if window_s / s <= TARGET_POINTS), _STEPS_S[-1])
+    """The shortest round step of whole minutes that keeps the series at :data:`TARGET_POINTS` or fewer."""
+    return round_step(window_s, TARGET_POINTS, at_least_s=60)
 
 
 def check_window(window_s: int) -> None:

@@ -25,12 +25,14 @@ from dashboard.errors import not_found, unprocessable
 from dashboard.state import DashboardState, get_state
 from dashboard.templating import Link, Table, render
 from maskwatch import jobstore
+from maskwatch.compliance import round_step
+from maskwatch.exceptions import JobInputError
 from maskwatch.jobstore import AlertState, FailedDelivery, JobInfo, JobsOverview
 
 router = APIRouter()
 LIST_LIMIT = 50
 UPLOAD_CHUNK = 1 << 20
-TICKS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400)  # video-time labels
+AXIS_TICKS = 6  # video-time labels under a report's chart, at most
 
 
 class AnalysisQueued(BaseModel):
@@ -48,8 +50,8 @@ def list_jobs(state: DashboardState = Depends(get_state)) -> JobsOverview:
     return jobstore.jobs_overview(state.r, state.settings.prefix, LIST_LIMIT)
 
 
-@router.get("/api/jobs/{job_id}", response_model=JobInfo, tags=["jobs"], responses={404: {"description": "no such job"}},
-            summary="One job: state, progress (analyses) and error")
+@router.get("/api/jobs/{job_id}", response_model=JobInfo, tags=["jobs"],
+            responses={404: {"description": "no such job"}}, summary="One job: state, progress (analyses) and error")
 def get_job(job_id: str, state: DashboardState = Depends(get_state)) -> JobInfo:
     return jobstore.job_info(_job(state, job_id))
 
@@ -82,8 +84,9 @@ def get_analysis(job_id: str, state: DashboardState = Depends(get_state)) -> dic
 
 @router.post("/api/analyses", response_model=AnalysisQueued, status_code=status.HTTP_202_ACCEPTED, tags=["jobs"],
              dependencies=[Depends(require_writer)], summary="Upload a video and queue its analysis",
-             responses={401: {"description": "missing or wrong bearer token"}, 403: {"description": "write API disabled"},
-                        413: {"description": "file too large"}, 422: {"description": "bad camera, fps or file"}})
+             responses={401: {"description": "missing or wrong bearer token"},
+                        403: {"description": "write API disabled"}, 413: {"description": "file too large"},
+                        422: {"description": "bad camera, fps or file"}})
 def upload_analysis(video: UploadFile = File(description="the recorded video"),
                     camera: str | None = Form(None, description="file the report under this camera (its ROI applies)"),
                     fps: float = Form(5.0, description="frames per second to analyse"),
@@ -91,7 +94,7 @@ def upload_analysis(video: UploadFile = File(description="the recorded video"),
     camera = camera.strip() or None if camera else None
     try:
         jobstore.check_analysis_options(camera, fps)
-    except jobstore.JobInputError as exc:
+    except JobInputError as exc:
         raise unprocessable("body", "fps" if "fps" in str(exc) else "camera", str(exc)) from None
     data = bytearray()
     while chunk := video.file.read(UPLOAD_CHUNK):
@@ -101,7 +104,7 @@ def upload_analysis(video: UploadFile = File(description="the recorded video"),
                                 f"{jobstore.MAX_UPLOAD_BYTES // 2**20} MiB; analyse it with `maskwatch analyze FILE`")
     try:
         source = jobstore.store_upload(state.r, state.keys, bytes(data), video.filename or "upload")
-    except jobstore.JobInputError as exc:
+    except JobInputError as exc:
         raise unprocessable("body", "video", str(exc)) from None
     job = jobstore.enqueue_analysis(state.r, state.settings.prefix, source, camera, fps)
     return AnalysisQueued(job_id=job.id, status_url=f"/api/jobs/{job.id}", report_url=f"/api/analyses/{job.id}",
@@ -143,9 +146,10 @@ def _job_link(job: JobInfo) -> Link:
 def _job_tables(jobs: JobsOverview) -> list[Table]:
     return [
         Table("Running", ["job", "what", "started", "progress"],
-              [[_job_link(j), j.description, when(j.started_ms), pct(j.progress)] for j in jobs.running], "no job running"),
-        Table("Queued", ["job", "what", "queued"], [[_job_link(j), j.description, when(j.enqueued_ms)] for j in jobs.queued],
-              "the queues are empty"),
+              [[_job_link(j), j.description, when(j.started_ms), pct(j.progress)] for j in jobs.running],
+              "no job running"),
+        Table("Queued", ["job", "what", "queued"],
+              [[_job_link(j), j.description, when(j.enqueued_ms)] for j in jobs.queued], "the queues are empty"),
         Table("Waiting to retry", ["job", "what", "last try"],
               [[_job_link(j), j.description, when(j.ended_ms)] for j in jobs.scheduled], "no retries pending"),
         Table("Failed", ["job", "what", "failed", "error"],
@@ -173,9 +177,9 @@ def jobs_page(request: Request, state: DashboardState = Depends(get_state)) -> H
              f"{pct(s.alert_threshold)} with at least {s.alert_min_faces} faces, and resolve when it recovers. "
              "Upload a recorded video for analysis at the bottom of the page.")
     mode = write_mode(s)
+    jobs = _job_tables(jobstore.jobs_overview(state.r, s.prefix, LIST_LIMIT))
     return render(request, "jobs_index.html", "Jobs", "Jobs", intro=intro, cameras=cams, write_mode=mode,
-                  enable_hint=ENABLE_HINT, tables=[alerts, *_job_tables(jobstore.jobs_overview(state.r, s.prefix, LIST_LIMIT)),
-                                                   deliveries, reports])
+                  enable_hint=ENABLE_HINT, tables=[alerts, *jobs, deliveries, reports])
 
 
 @dataclass(frozen=True)
@@ -219,7 +223,7 @@ def report_chart(report: dict[str, Any], good: float, warn: float, width: int = 
         else:
             dots.append((round(x(p["t_s"] + step / 2), 1), round(y(p["compliance"]), 1)))
             runs[-1].append("{},{}".format(*dots[-1]))
-    tick = next((t for t in TICKS_S if span / t <= 6), TICKS_S[-1])
+    tick = round_step(span, AXIS_TICKS)
     xticks = [(x(t), clock(t)) for t in range(0, int(span) + 1, tick)]
     yticks = [(y(v), pct(v) or "") for v in (0, 0.25, 0.5, 0.75, 1)]
     return Chart(width, height, bands, bars, [" ".join(run) for run in runs if run], dots, xticks, yticks, left, right,

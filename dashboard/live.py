@@ -18,6 +18,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import cast
 
 import anyio
 import redis
@@ -26,14 +27,19 @@ from fastapi.responses import StreamingResponse
 
 from dashboard import readers, system_reader
 from dashboard.errors import unprocessable
-from dashboard.state import DashboardState, get_state, now_ms
-from maskwatch.codec import MessageError, decode_result
+from dashboard.state import DashboardState, get_state
+from maskwatch.codec import decode_result
+from maskwatch.exceptions import MessageError
+from maskwatch.utils import now_ms
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["live"])
 TICK_S = 1.0
 TOPICS = ("overview", "results", "violations", "system")
 RESULTS_PER_TICK = 1000  # newest results read per tick; older ones of a busy second only matter per camera
+# XRANGE/XREVRANGE replies as the dashboard's client returns them (it never decodes replies);
+# redis-py types them loosely (str | bytes | None).
+Entries = list[tuple[bytes, dict[bytes, bytes]]]
 
 
 def _sse(event: str, payload: str) -> str:
@@ -41,7 +47,7 @@ def _sse(event: str, payload: str) -> str:
 
 
 def _last_id(r: redis.Redis, stream: str) -> str:
-    newest = r.xrevrange(stream, count=1)
+    newest = cast(Entries, r.xrevrange(stream, count=1))
     return newest[0][0].decode() if newest else "0-0"
 
 
@@ -57,7 +63,8 @@ class Follower:
         return cls(_last_id(state.r, state.keys.results), _last_id(state.r, state.keys.events))
 
     def new_results(self, state: DashboardState) -> dict[str, dict[str, object]]:
-        entries = state.r.xrevrange(state.keys.results, min="(" + self.results_id, count=RESULTS_PER_TICK)
+        entries = cast(Entries, state.r.xrevrange(state.keys.results, min="(" + self.results_id,
+                                                  count=RESULTS_PER_TICK))
         if entries:
             self.results_id = entries[0][0].decode()
         newest: dict[str, dict[str, object]] = {}
@@ -73,7 +80,7 @@ class Follower:
         return newest
 
     def new_violations(self, state: DashboardState) -> list[str]:
-        entries = state.r.xrange(state.keys.events, min="(" + self.events_id, count=100)
+        entries = cast(Entries, state.r.xrange(state.keys.events, min="(" + self.events_id, count=100))
         out = []
         for entry_id, fields in entries:
             self.events_id = entry_id.decode()
@@ -119,7 +126,8 @@ async def _stream(request: Request, state: DashboardState, topics: set[str]) -> 
 @router.get("/api/live", response_class=StreamingResponse, summary="Server-Sent Events: live figures for open pages",
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "events overview, results, violation, system and unavailable"}})
-async def live(request: Request, topics: str = Query(",".join(TOPICS[:3]), description=f"comma-separated: {', '.join(TOPICS)}"),
+async def live(request: Request,
+               topics: str = Query(",".join(TOPICS[:3]), description=f"comma-separated: {', '.join(TOPICS)}"),
                state: DashboardState = Depends(get_state)) -> StreamingResponse:
     wanted = {t.strip() for t in topics.split(",") if t.strip()}
     unknown = wanted - set(TOPICS)

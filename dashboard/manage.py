@@ -1,14 +1,13 @@
 """The write API: add, change and remove cameras in the registry (bearer token; see :mod:`dashboard.auth`).
 
-Producers poll the registry's version and pick changes up without a restart. Body fields are
-checked twice: their types by pydantic (a 422 naming the field), their ranges by the core's
-:class:`~maskwatch.cameras.CameraConfig` (a 422 whose message names the field), so the API, the
-CLI and camera files accept exactly the same configs.
+Producers poll the registry's version and pick changes up without a restart. Bodies are the
+core's :class:`~maskwatch.cameras.CameraConfig` (a 422 whose ``loc`` names the field), so the API,
+the CLI and camera files accept exactly the same configs; a change is checked again once merged
+with the stored config.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from typing import Any
 
@@ -18,7 +17,8 @@ from dashboard.auth import require_writer
 from dashboard.errors import camera_id, not_found, unprocessable
 from dashboard.models import CameraCreate, CameraPatch, CameraSettings
 from dashboard.state import DashboardState, get_state
-from maskwatch.cameras import CameraConfig, CameraError
+from maskwatch.cameras import CameraConfig
+from maskwatch.exceptions import CameraError
 
 router = APIRouter(prefix="/api/cameras", tags=["manage"], dependencies=[Depends(require_writer)], responses={
     401: {"description": "missing or wrong bearer token"},
@@ -27,9 +27,10 @@ router = APIRouter(prefix="/api/cameras", tags=["manage"], dependencies=[Depends
 })
 
 
-def _config(cam: str, data: dict[str, Any]) -> CameraConfig:
+def _config(cam: str, data: dict[str, Any], state: DashboardState | None = None) -> CameraConfig:
+    """The camera ``data`` describes (a new one, when ``state`` gives the settings' defaults), else a 422."""
     try:
-        return CameraConfig.from_dict(cam, data)
+        return CameraConfig.added(state.settings, cam, **data) if state else CameraConfig.from_dict(cam, data)
     except (CameraError, ValueError) as exc:
         raise unprocessable("body", "", str(exc)) from None
 
@@ -41,16 +42,17 @@ def _nullable(name: str) -> bool:
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=CameraSettings,
              responses={409: {"description": "a camera with this id exists"}}, summary="Add a camera")
 def add_camera(body: CameraCreate, state: DashboardState = Depends(get_state)) -> CameraSettings:
-    cam = _config(body.id, body.model_dump(exclude={"id"}))
+    cam = _config(body.id, body.model_dump(exclude={"id"}, exclude_unset=True), state)
     if state.r.hexists(state.keys.cameras, cam.id):
-        raise HTTPException(status.HTTP_409_CONFLICT, f"camera {cam.id!r} exists; PATCH /api/cameras/{cam.id} to change it")
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"camera {cam.id!r} exists; PATCH /api/cameras/{cam.id} to change it")
     state.registry.put(cam)
-    return CameraSettings(**cam.public())
+    return CameraSettings.model_validate(cam.public())
 
 
 @router.patch("/{camera_id}", response_model=CameraSettings, responses={404: {"description": "no such camera"}},
               summary="Change some fields of a camera")
-def change_camera(body: CameraPatch, cam_id: str = Depends(camera_id),  # type: ignore[valid-type]
+def change_camera(body: CameraPatch, cam_id: str = Depends(camera_id),
                   state: DashboardState = Depends(get_state)) -> CameraSettings:
     try:
         current = state.registry.get(cam_id)
@@ -63,11 +65,9 @@ def change_camera(body: CameraPatch, cam_id: str = Depends(camera_id),  # type: 
     for name, value in changes.items():
         if value is None and not _nullable(name):
             raise unprocessable("body", name, f"field {name!r} cannot be null")
-    merged = {**dataclasses.asdict(current), **changes}
-    merged.pop("id")
-    cam = _config(cam_id, merged)
+    cam = _config(cam_id, {**current.model_dump(exclude={"id"}), **changes})
     state.registry.put(cam)
-    return CameraSettings(**cam.public())
+    return CameraSettings.model_validate(cam.public())
 
 
 @router.delete("/{camera_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,

@@ -18,7 +18,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from dashboard import readers, system_reader
-from dashboard.state import DashboardState, now_ms
+from dashboard.state import DashboardState
+from maskwatch.utils import now_ms
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["metrics"])
@@ -45,7 +46,8 @@ class RedisCollector(Collector):
 
         faces = CounterMetricFamily("maskwatch_faces", "Faces classified since the camera was added, by label",
                                     labels=["camera", "label"])
-        frames = CounterMetricFamily("maskwatch_frames", "Frames analysed since the camera was added", labels=["camera"])
+        frames = CounterMetricFamily("maskwatch_frames", "Frames analysed since the camera was added",
+                                     labels=["camera"])
         ratio = GaugeMetricFamily("maskwatch_compliance_ratio", "Share of detected faces wearing a mask over the "
                                   "window (absent when no face was seen)", labels=["camera", "window"])
         site = GaugeMetricFamily("maskwatch_site_compliance_ratio", "Share of faces wearing a mask over the "
@@ -65,12 +67,21 @@ class RedisCollector(Collector):
 
         skipped = CounterMetricFamily("maskwatch_frames_skipped", "Frames skipped at the source under backpressure, "
                                       "as the camera's producer reports them", labels=["camera"])
+        idle = CounterMetricFamily("maskwatch_camera_frames_idle", "Frames not sent because nothing moved "
+                                   "(motion gating), as the camera's producer reports them", labels=["camera"])
+        # One stream a camera: KEDA and the alerts scale and warn on the sum of these (docs/deploy.md).
+        camera_lag = GaugeMetricFamily("maskwatch_camera_lag_frames", "Frames in the camera's stream not yet read "
+                                       "by its worker (absent when Redis cannot tell)", labels=["camera"])
         for flow in sysinfo.cameras:
             skipped.add_metric([flow.id], flow.skipped or 0)
-        lag = GaugeMetricFamily("maskwatch_queue_lag_frames", "Frames in the stream not yet read by any worker")
+            idle.add_metric([flow.id], flow.idle or 0)
+            if flow.lag is not None:
+                camera_lag.add_metric([flow.id], flow.lag)
+        lag = GaugeMetricFamily("maskwatch_queue_lag_frames", "Frames not yet read by any worker, all cameras' streams "
+                                "together (absent when Redis cannot tell it for some camera)")
         if sysinfo.queue.lag is not None:
             lag.add_metric([], sysinfo.queue.lag)
-        yield from (faces, frames, ratio, site, up, skipped, lag)
+        yield from (faces, frames, ratio, site, up, skipped, idle, camera_lag, lag)
         yield GaugeMetricFamily("maskwatch_queue_pending_frames", "Frames read by a worker, not yet acknowledged",
                                 value=sysinfo.queue.pending)
         yield GaugeMetricFamily("maskwatch_workers_alive", "Workers with a live heartbeat", value=sysinfo.workers_alive)

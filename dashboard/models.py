@@ -1,10 +1,17 @@
-"""The JSON API's shapes: pydantic models whose every field is described in the OpenAPI schema."""
+"""The JSON API's shapes: pydantic models whose every field is described in the OpenAPI schema.
+
+A camera's config is the core's :class:`~maskwatch.cameras.CameraConfig`: the API takes and shows the
+same model, with the same ranges, that the registry stores and the CLI builds.
+"""
 
 from __future__ import annotations
 
-from typing import Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic.fields import FieldInfo
+
+from maskwatch.cameras import CameraConfig
 
 V = TypeVar("V")
 CameraState = Literal["online", "reconnecting", "offline"]
@@ -48,11 +55,17 @@ class CameraSummary(BaseModel):
     totals: Counters = Field(description="counters since the camera was added")
     enabled: bool = Field(description="false when the camera is registered but switched off")
     error: str | None = Field(None, description="why the registered config cannot be used, if it cannot")
+    quiet: bool = Field(False, description=(
+        "online, but nothing has moved in front of it for a while: its frames are counted idle rather than sent, "
+        "so no new frame is no fault"))
+    last_motion_age_s: float | None = Field(None, description=(
+        "seconds since the producer last saw motion; null if it never has or does not gate on motion"))
 
 
 class Thresholds(BaseModel):
     good: float = Field(description="compliance at or above this is shown as good (green)")
-    warn: float = Field(description="compliance at or above this (and below good) is a warning (amber); below is bad (red)")
+    warn: float = Field(description=(
+        "compliance at or above this (and below good) is a warning (amber); below is bad (red)"))
 
 
 class Site(BaseModel):
@@ -69,28 +82,17 @@ class Overview(BaseModel):
     cameras: list[CameraSummary] = Field(description="one entry per registered camera, by id")
 
 
-class CameraCreate(BaseModel):
-    """A camera to add. Unknown fields are refused; omitted ones take their defaults."""
-
-    model_config = ConfigDict(extra="forbid")
-    id: str = Field(description="1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
-                    examples=["lobby"])
-    url: str = Field(description="rtsp://, http(s)://, a file path or a webcam index", examples=["rtsp://10.0.0.5/stream1"])
-    fps: float = Field(5.0, description="frames per second to capture, (0, 60]")
-    max_width: int = Field(1280, description="scale frames down to at most this width, 64..7680")
-    jpeg_quality: int = Field(85, description="JPEG quality 10..100")
-    loop: bool = Field(False, description="restart file sources at their end")
-    roi: list[float] | None = Field(None, description="region of interest [x, y, w, h] as fractions 0..1")
-    min_face_px: int | None = Field(None, description="smallest face side counted, pixels; null: the global setting")
-    enabled: bool = Field(True, description="capture this camera")
+class CameraCreate(CameraConfig):
+    """A camera to add. Unknown fields are refused; omitted ones take their defaults, fps, max_width and
+    jpeg_quality the dashboard's settings (MASKWATCH_FPS, MASKWATCH_MAX_WIDTH, MASKWATCH_JPEG_QUALITY)."""
 
 
-class CameraSettings(CameraCreate):
+class CameraSettings(CameraConfig):
     """A registered camera's config as shown: credentials in the URL masked with ***."""
 
 
 class CameraStatus(BaseModel):
-    """What the producer last reported about the camera (``mw:cam:{cam}:status``)."""
+    """What the producer last reported about the camera (``mw:{cam}:status``)."""
 
     state: CameraState = Field(description="online, reconnecting or offline")
     detail: str | None = Field(None, description="why, in a word: connecting, retrying, ended, disabled, stopped")
@@ -100,14 +102,28 @@ class CameraStatus(BaseModel):
     skipped: int | None = Field(None, description="frames skipped at the source because the workers lagged")
     dropped: int | None = Field(None, description="frames captured but not written (Redis unreachable, lease lost)")
     reconnects: int | None = Field(None, description="failed opens or dropped streams, each followed by a reconnect")
+    idle: int | None = Field(None, description="frames not sent because nothing moved (motion gating)")
+    keyframes: int | None = Field(None, description="of the frames sent, those sent whole (every few seconds, "
+                                                    "so people standing still stay seen)")
+    last_motion_ts: int | None = Field(None, description="capture time of the newest frame with motion, epoch ms")
     last_error: str | None = Field(None, description="the latest capture error, credentials masked")
     producer: str | None = Field(None, description="id of the producer holding the camera's lease")
     updated: float | None = Field(None, description="when the producer last wrote this status, epoch seconds")
 
 
+class CameraQueue(BaseModel):
+    """The camera's own frames stream (one stream a camera) and the worker that holds it."""
+
+    length: int = Field(description="entries in the camera's frames stream (read or not, until trimmed)")
+    lag: int | None = Field(description="of them, frames no worker has read yet; null when Redis cannot tell")
+    pending: int = Field(description="frames read by its worker but not yet acknowledged")
+    worker: str | None = Field(description="id of the worker holding the camera's worker lease; null when none does")
+
+
 class CameraDetail(CameraSummary):
     config: CameraSettings | None = Field(description="the registered config (null if it cannot be parsed)")
     status_detail: CameraStatus = Field(description="the producer's report")
+    queue: CameraQueue | None = Field(None, description="the camera's frames stream and the worker reading it")
 
 
 class SeriesPoint(BaseModel):
@@ -150,14 +166,18 @@ class Worker(BaseModel):
     started: int | None = Field(None, description="start time, epoch seconds")
     last_seen: int | None = Field(None, description="time of the latest heartbeat, epoch seconds")
     alive: bool = Field(description="the heartbeat key exists (it expires when the worker stops beating)")
+    cameras: list[str] = Field(default_factory=list, description="cameras whose worker lease it holds, by id")
 
 
 class Queue(BaseModel):
-    length: int = Field(description="entries in the frames stream (read or not, until trimmed)")
-    lag: int | None = Field(description="frames in the stream that no worker has read yet (XINFO GROUPS lag); "
-                                        "null when Redis cannot tell or the group does not exist yet")
+    """Every camera's frames stream, summed (one stream a camera, each with the group ``workers``)."""
+
+    length: int = Field(description="entries in the cameras' frames streams (read or not, until trimmed)")
+    lag: int | None = Field(description="frames that no worker has read yet, all cameras together (XINFO GROUPS lag "
+                                        "of each camera's group); null when Redis cannot tell it for some camera")
     pending: int = Field(description="frames read by a worker but not yet acknowledged")
-    consumers: int = Field(description="consumers in the workers group")
+    consumers: int = Field(description="workers reading frames: those holding at least one camera")
+    cameras: int = Field(0, description="frames streams summed: one per registered camera")
 
 
 class CameraFlow(BaseModel):
@@ -168,25 +188,37 @@ class CameraFlow(BaseModel):
     skipped: int | None = Field(description="frames skipped at the source under backpressure")
     dropped: int | None = Field(description="frames captured but not written (Redis unreachable, lease lost)")
     last_error: str | None = Field(description="latest capture error, credentials masked")
+    idle: int | None = Field(None, description="frames not sent because nothing moved (motion gating)")
+    quiet: bool = Field(False, description="online, but nothing has moved in front of it for a while")
+    lag: int | None = Field(None, description=(
+        "frames of this camera no worker has read yet; null when Redis cannot tell"))
+    pending: int = Field(0, description="frames of this camera read by its worker but not yet acknowledged")
+    worker: str | None = Field(None, description="id of the worker holding the camera; null when none does")
 
 
 class System(BaseModel):
     generated_at: int = Field(description="when these figures were read, epoch ms")
-    queue: Queue = Field(description="the frames stream and its workers group")
+    queue: Queue = Field(description="the cameras' frames streams and their workers groups, summed")
     workers_alive: int = Field(description="workers with a live heartbeat")
     workers: list[Worker] = Field(description="live workers, by id")
     dead_lettered: int = Field(description="frames moved to the dead-letter stream since the start")
     dlq_length: int = Field(description="entries now in the dead-letter stream")
-    cameras: list[CameraFlow] = Field(description="per camera: capture rate, sent and skipped frames")
+    cameras: list[CameraFlow] = Field(description="per camera: capture rate, sent, skipped and idle frames, lag")
 
 
-# PATCH takes any subset of CameraCreate's fields (id aside); derived so the two never drift apart.
+def _optional(f: FieldInfo) -> Any:
+    """The field's type, constraints included, or null."""
+    kind: Any = Annotated[(f.annotation, *f.metadata)] if f.metadata else f.annotation
+    return kind | None
+
+
+# PATCH takes any subset of the camera's fields (id aside), with their ranges; derived so the two never drift apart.
 CameraPatch = create_model(
     "CameraPatch",
     __config__=ConfigDict(extra="forbid"),
     __doc__="Fields to change; the others keep their values. Unknown fields are refused.",
-    **{name: (f.annotation | None, Field(None, description=f.description))  # type: ignore[call-overload]
-       for name, f in CameraCreate.model_fields.items() if name != "id"},
+    **{name: (_optional(f), Field(None, description=f.description))  # type: ignore[call-overload]
+       for name, f in CameraConfig.model_fields.items() if name != "id"},
 )
 
 

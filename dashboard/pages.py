@@ -14,9 +14,10 @@ from fastapi.responses import HTMLResponse
 
 from dashboard import readers, system_reader
 from dashboard.models import WINDOWS
-from dashboard.state import DashboardState, get_state, now_ms
+from dashboard.state import DashboardState, get_state
 from dashboard.templating import render
 from maskwatch.keys import check_camera_id
+from maskwatch.utils import now_ms
 
 router = APIRouter(include_in_schema=False)
 EVENTS_ON_PAGE = 24

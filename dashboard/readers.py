@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import redis
 
+from dashboard import queues
 from dashboard.models import (
     WINDOWS,
     CameraDetail,
@@ -24,11 +26,13 @@ from dashboard.models import (
     Thresholds,
     ViolationEvent,
 )
-from maskwatch import compliance
-from maskwatch.codec import MessageError, decode_event
+from maskwatch import compliance, jobstore
+from maskwatch.codec import decode_event
 from maskwatch.compliance import Counts
+from maskwatch.exceptions import MessageError
 from maskwatch.keys import Keys
 from maskwatch.redaction import mask_url
+from maskwatch.utils import decode_hash, text
 
 if TYPE_CHECKING:
     from dashboard.state import DashboardState
@@ -36,18 +40,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 RECENT_S = WINDOWS["15m"]  # window_counts reads minutes this recent on every call
 EVENTS_SCAN_MAX = 20_000  # entries of the events stream one request may examine
+# A camera online with no motion for this long reads "quiet": its producer counts frames idle rather
+# than sending them (docs/architecture.md, "Keyed by camera"). Long enough that a corridor with
+# people passing now and then does not flicker between the two.
+QUIET_AFTER_S = 30.0
 _STATES: tuple[CameraState, ...] = ("online", "reconnecting", "offline")
 
 
-def _text(raw: dict[bytes, bytes], name: str) -> str | None:
-    value = raw.get(name.encode())
-    return value.decode(errors="replace") if value is not None else None
-
-
-def _number(raw: dict[bytes, bytes], name: str, kind: type[int | float]) -> int | float | None:
-    text = _text(raw, name)
+def number_field(fields: Mapping[str, str], name: str, kind: type[int | float]) -> int | float | None:
+    """A numeric field of a decoded hash; None when it is absent, empty or not a number."""
+    value = fields.get(name)
     try:
-        return kind(float(text)) if text not in (None, "") else None
+        return kind(float(value)) if value else None
     except ValueError:
         return None
 
@@ -61,25 +65,42 @@ def read_statuses(r: redis.Redis, keys: Keys, cams: list[str]) -> dict[str, dict
 
 def camera_status(raw: dict[bytes, bytes], now_s: float, stale_after_s: float) -> CameraStatus:
     """The producer's report; ``offline`` when there is none or it has not been refreshed for too long."""
-    state = _text(raw, "state")
-    updated = _number(raw, "updated", float)
+    fields = decode_hash(raw)
+    state = fields.get("state")
+    updated = number_field(fields, "updated", float)
     if state not in _STATES or updated is None or now_s - updated > stale_after_s:
         state = "offline"
-    last_error = _text(raw, "last_error")
+    last_error = fields.get("last_error")
     return CameraStatus(
-        state=state,  # type: ignore[arg-type]
-        detail=_text(raw, "detail") or None,
-        last_frame_ts=_number(raw, "last_frame_ts", int) or None,  # the producer writes 0 before the first frame
-        fps=_number(raw, "fps", float),
-        sent=_number(raw, "sent", int),
-        skipped=_number(raw, "skipped", int),
-        dropped=_number(raw, "dropped", int),
-        reconnects=_number(raw, "reconnects", int),
+        state=state,
+        detail=fields.get("detail") or None,
+        last_frame_ts=number_field(fields, "last_frame_ts", int) or None,  # 0 until the first frame
+        fps=number_field(fields, "fps", float),
+        sent=number_field(fields, "sent", int),
+        skipped=number_field(fields, "skipped", int),
+        dropped=number_field(fields, "dropped", int),
+        reconnects=number_field(fields, "reconnects", int),
+        idle=number_field(fields, "idle", int),
+        keyframes=number_field(fields, "keyframes", int),
+        last_motion_ts=number_field(fields, "last_motion_ts", int) or None,  # 0 until the first motion
         # the producer masks credentials already; masking again costs nothing and guards the page
         last_error=mask_url(last_error) if last_error else None,
-        producer=_text(raw, "producer"),
+        producer=fields.get("producer"),
         updated=updated,
     )
+
+
+def is_quiet(status: CameraStatus, now_ms: int) -> bool:
+    """Online, gating on motion, and nothing moved for QUIET_AFTER_S (or ever, with frames already counted idle)."""
+    if status.state != "online" or status.idle is None:  # offline, or a producer that does not gate
+        return False
+    if status.last_motion_ts is None:
+        return status.idle > 0
+    return now_ms - status.last_motion_ts > QUIET_AFTER_S * 1000
+
+
+def _age_s(ts_ms: int | None, now_ms: int) -> float | None:
+    return None if ts_ms is None else max(0.0, (now_ms - ts_ms) / 1000)
 
 
 def _counters(c: Counts) -> Counters:
@@ -95,9 +116,9 @@ def _by_window(per_window: dict[int, Counts]) -> tuple[Compliance, FacesByWindow
 def _summary(cam: str, enabled: bool, error: str | None, per_window: dict[int, Counts], totals: Counts,
              status: CameraStatus, now_ms: int) -> CameraSummary:
     ratios, faces = _by_window(per_window)
-    age = None if status.last_frame_ts is None else max(0.0, (now_ms - status.last_frame_ts) / 1000)
-    return CameraSummary(id=cam, status=status.state, last_frame_age_s=age, compliance=ratios, faces=faces,
-                         totals=_counters(totals), enabled=enabled, error=error)
+    return CameraSummary(id=cam, status=status.state, last_frame_age_s=_age_s(status.last_frame_ts, now_ms),
+                         compliance=ratios, faces=faces, totals=_counters(totals), enabled=enabled, error=error,
+                         quiet=is_quiet(status, now_ms), last_motion_age_s=_age_s(status.last_motion_ts, now_ms))
 
 
 def thresholds(state: DashboardState) -> Thresholds:
@@ -116,7 +137,8 @@ def window_counts(state: DashboardState, cams: list[str], now_ms: int) -> dict[s
     bounds = compliance.window_bounds(seconds, now_ms)
     split = bounds.index(compliance.window_bounds([RECENT_S], now_ms)[0])
     older, recent = bounds[:split + 1], bounds[split:]
-    old_bins = state.older_bins.get(older, cams, lambda missing: compliance.sum_bins(state.r, state.keys, missing, older))
+    old_bins = state.older_bins.get(older, cams,
+                                    lambda missing: compliance.sum_bins(state.r, state.keys, missing, older))
     new_bins = compliance.sum_bins(state.r, state.keys, cams, recent)
     return {cam: compliance.fold_windows(bounds, old_bins[cam] + new_bins[cam], seconds, now_ms) for cam in cams}
 
@@ -149,7 +171,7 @@ def overview(state: DashboardState, now_ms: int) -> Overview:
 
 
 def camera_detail(state: DashboardState, cam: str, now_ms: int) -> CameraDetail | None:
-    """One camera's figures, config (credentials masked) and producer report; None if it is not registered."""
+    """One camera's figures, config (credentials masked), producer report and frames stream; None if not registered."""
     raw_config = state.r.hget(state.keys.cameras, cam)
     if raw_config is None:
         return None
@@ -159,7 +181,8 @@ def camera_detail(state: DashboardState, cam: str, now_ms: int) -> CameraDetail 
     summary = _summary(cam, config.enabled if config else False, errors.get(cam), per_window[cam], totals[cam],
                        statuses[cam], now_ms)
     settings = CameraSettings(**config.public()) if config else None
-    return CameraDetail(**summary.model_dump(), config=settings, status_detail=statuses[cam])
+    queue = queues.camera_queues(state.r, state.keys, [cam])[cam]
+    return CameraDetail(**summary.model_dump(), config=settings, status_detail=statuses[cam], queue=queue)
 
 
 def compliance_series(state: DashboardState, cam: str, window_s: int, step_s: int, now_ms: int) -> Series:
@@ -170,15 +193,11 @@ def compliance_series(state: DashboardState, cam: str, window_s: int, step_s: in
     return Series(camera=cam, window_s=window_s, step_s=step_s, thresholds=thresholds(state), points=points)
 
 
-def snapshot_url(event_id: str) -> str:
-    return f"/api/events/{event_id}/snapshot.jpg"
-
-
 def violation(fields: dict[bytes, bytes]) -> ViolationEvent:
     """An events-stream entry as the API shows it; raises MessageError naming a malformed field."""
     e = decode_event(fields)
     return ViolationEvent(id=e.snap, camera=e.cam, seq=e.seq, ts=e.ts, score=e.score, box=list(e.box),
-                          snapshot_url=snapshot_url(e.snap))
+                          snapshot_url=jobstore.snapshot_url(e.snap))
 
 
 def recent_events(state: DashboardState, camera: str | None, since_ms: int | None, limit: int) -> list[ViolationEvent]:
@@ -189,7 +208,7 @@ def recent_events(state: DashboardState, camera: str | None, since_ms: int | Non
     out: list[ViolationEvent] = []
     scanned = 0
     while len(out) < limit and scanned < EVENTS_SCAN_MAX:
-        batch = state.r.xrevrange(state.keys.events, max=high, min=low, count=500)
+        batch: Any = state.r.xrevrange(state.keys.events, max=high, min=low, count=500)
         if not batch:
             break
         scanned += len(batch)
@@ -197,11 +216,11 @@ def recent_events(state: DashboardState, camera: str | None, since_ms: int | Non
             try:
                 ev = violation(fields)
             except MessageError as exc:
-                log.warning("skipping unreadable event: %s", exc, extra={"entry": entry_id.decode()})
+                log.warning("skipping unreadable event: %s", exc, extra={"entry": text(entry_id)})
                 continue
             if (camera is None or ev.camera == camera) and (since_ms is None or ev.ts >= since_ms):
                 out.append(ev)
                 if len(out) == limit:
                     break
-        high = "(" + batch[-1][0].decode()
+        high = "(" + text(batch[-1][0])
     return out

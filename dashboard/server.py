@@ -11,7 +11,6 @@ import uvicorn
 from fastapi import FastAPI
 
 from dashboard.app import create_app
-from maskwatch.logs import setup_logging
 from maskwatch.redaction import mask_url
 from maskwatch.settings import Settings
 
@@ -40,7 +39,7 @@ def server_for(app: FastAPI, host: str, port: int) -> DashboardServer:
 
 
 def main(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> int:
-    setup_logging("dashboard", settings.log_level)
+    """Serve until SIGINT or SIGTERM (uvicorn's own handlers); logging is set up by the command line."""
     app = create_app(settings)
     try:
         app.state.dashboard.r.ping()

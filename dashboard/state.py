@@ -17,6 +17,7 @@ from maskwatch.cameras import Registry
 from maskwatch.compliance import Counts
 from maskwatch.keys import Keys
 from maskwatch.settings import Settings
+from maskwatch.utils import now_ms
 
 T = TypeVar("T")
 OVERVIEW_MAX_AGE_S = 1.0  # live pages tick once a second
@@ -85,8 +86,6 @@ class DashboardState:
 
 def get_state(request: Request) -> DashboardState:
     """FastAPI dependency: the app's :class:`DashboardState`."""
-    return request.app.state.dashboard  # type: ignore[no-any-return]
+    return request.app.state.dashboard
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)

@@ -1,4 +1,4 @@
-"""Read the health of the pipeline from Redis: live workers, the frames queue, dead letters, camera flow."""
+"""Read the health of the pipeline from Redis: live workers, the cameras' frames queues, dead letters, camera flow."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from dashboard.models import CameraFlow, Queue, System, Worker
-from dashboard.readers import camera_status, read_statuses
+from dashboard import queues
+from dashboard.models import CameraFlow, System, Worker
+from dashboard.readers import camera_status, is_quiet, number_field, read_statuses
 from maskwatch.keys import Keys
-from maskwatch.streams import group_info
+from maskwatch.utils import decode_hash
 
 if TYPE_CHECKING:
     from dashboard.state import DashboardState
@@ -19,17 +20,11 @@ _FLOAT_FIELDS = ("fps", "crops_per_s")
 
 
 def _worker(worker_id: str, raw: dict[bytes, bytes]) -> Worker:
-    text = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in raw.items()}
-
-    def number(name: str, kind: type[int | float]) -> int | float | None:
-        try:
-            return kind(float(text[name])) if text.get(name) else None
-        except ValueError:
-            return None
-
-    return Worker(id=text.get("id") or worker_id, host=text.get("host"), device=text.get("device"),
-                  runtime=text.get("runtime"), alive=True,
-                  **{f: number(f, int) for f in _INT_FIELDS}, **{f: number(f, float) for f in _FLOAT_FIELDS})
+    fields = decode_hash(raw)
+    return Worker(id=fields.get("id") or worker_id, host=fields.get("host"), device=fields.get("device"),
+                  runtime=fields.get("runtime"), alive=True,
+                  **{f: number_field(fields, f, int) for f in _INT_FIELDS},
+                  **{f: number_field(fields, f, float) for f in _FLOAT_FIELDS})
 
 
 def workers(r: redis.Redis, keys: Keys) -> list[Worker]:
@@ -42,14 +37,6 @@ def workers(r: redis.Redis, keys: Keys) -> list[Worker]:
     cut = len(keys.worker(""))
     # a key can expire between SCAN and HGETALL: an empty hash is a worker that just left
     return [_worker(name[cut:], raw) for name, raw in zip(names, hashes) if raw]
-
-
-def queue(r: redis.Redis, keys: Keys) -> Queue:
-    """Length of the frames stream and, from XINFO GROUPS, the workers group's lag and pending count."""
-    info = group_info(r, keys)
-    if info is None:  # no stream or group yet: nothing was ever sent
-        return Queue(length=int(r.xlen(keys.frames)), lag=None, pending=0, consumers=0)
-    return Queue(length=int(r.xlen(keys.frames)), lag=info.lag, pending=info.pending, consumers=info.consumers)
 
 
 def dead_letters(r: redis.Redis, keys: Keys) -> tuple[int, int]:
@@ -67,11 +54,16 @@ def system(state: DashboardState, now_ms: int) -> System:
     configs, errors = state.registry.all()
     cams = sorted({*configs, *errors})
     raw = read_statuses(r, keys, cams)
+    per_camera = queues.camera_queues(r, keys, cams)
     flows = []
     for cam in cams:
-        st = camera_status(raw[cam], now_ms / 1000, state.stale_after_s)
+        st, q = camera_status(raw[cam], now_ms / 1000, state.stale_after_s), per_camera[cam]
         flows.append(CameraFlow(id=cam, state=st.state, fps=st.fps, sent=st.sent, skipped=st.skipped,
-                                dropped=st.dropped, last_error=st.last_error))
+                                dropped=st.dropped, last_error=st.last_error, idle=st.idle,
+                                quiet=is_quiet(st, now_ms), lag=q.lag, pending=q.pending, worker=q.worker))
+    for w in live:
+        w.cameras = [cam for cam in cams if per_camera[cam].worker == w.id]
     dead, dlq_length = dead_letters(r, keys)
-    return System(generated_at=now_ms, queue=queue(r, keys), workers_alive=len(live), workers=live,
+    site = queues.site(r, keys, cams, (q.worker for q in per_camera.values()))
+    return System(generated_at=now_ms, queue=site, workers_alive=len(live), workers=live,
                   dead_lettered=dead, dlq_length=dlq_length, cameras=flows)

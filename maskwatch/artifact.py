@@ -25,15 +25,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from maskwatch.exceptions import ArtifactError
+
 FORMAT = "maskwatch-model"
 FORMAT_VERSION = 1
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CLASSES = ("with_mask", "without_mask")
-
-
-class ArtifactError(ValueError):
-    """A model file that is missing, not an artifact, or of a format this version cannot read."""
 
 
 @dataclass
@@ -84,7 +82,7 @@ class ModelArtifact:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "ModelArtifact":
+    def load(cls, path: str | Path) -> ModelArtifact:
         """Read an artifact; every failure is an ArtifactError that names the file and the fix."""
         path = Path(path)
         if not path.is_file():

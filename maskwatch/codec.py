@@ -10,7 +10,7 @@ True
 >>> decode_frame({b"v": b"1", b"cam": b"lobby"})
 Traceback (most recent call last):
 ...
-maskwatch.codec.MessageError: frame entry: field 'seq' is missing
+maskwatch.exceptions.MessageError: frame entry: field 'seq' is missing
 """
 
 from __future__ import annotations
@@ -20,23 +20,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from maskwatch.exceptions import MessageError
 from maskwatch.keys import SCHEMA_VERSION, check_camera_id
+from maskwatch.vision.motion import Region, decode_regions, encode_regions
 
 LABELS = ("with_mask", "without_mask")
 
 
-class MessageError(ValueError):
-    """A stream entry that cannot be read; ``field`` names the culprit."""
-
-    def __init__(self, kind: str, field_name: str, problem: str):
-        super().__init__(f"{kind} entry: field {field_name!r} {problem}")
-        self.kind = kind
-        self.field = field_name
-
-
 @dataclass(frozen=True)
 class Frame:
-    """One captured frame: camera, sequence number, capture time (epoch ms), size, JPEG bytes."""
+    """One captured frame: camera, sequence number, capture time (epoch ms), size, JPEG bytes.
+
+    ``key`` marks a keyframe, analysed whole; otherwise ``regions`` are the boxes where the
+    producer's motion detector saw change, and the worker looks for faces there only. An entry
+    without these fields (an older producer) is a keyframe.
+    """
 
     cam: str
     seq: int
@@ -44,18 +42,28 @@ class Frame:
     w: int
     h: int
     jpg: bytes
+    key: bool = True
+    regions: tuple[Region, ...] = ()
 
 
 @dataclass(frozen=True)
 class Face:
-    """One detected face: box ``[x, y, w, h]`` in frame pixels, label, probability of that label."""
+    """One detected face: box ``[x, y, w, h]`` in frame pixels, label, probability of that label.
+
+    With tracking on, ``track`` is the face's track id (unique per camera) and ``label``/``score``
+    are the track's vote over its best looks, not this frame's look alone.
+    """
 
     box: tuple[int, int, int, int]
     label: str
     score: float
+    track: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"box": list(self.box), "label": self.label, "score": round(float(self.score), 4)}
+        out: dict[str, Any] = {"box": list(self.box), "label": self.label, "score": round(float(self.score), 4)}
+        if self.track is not None:
+            out["track"] = self.track
+        return out
 
 
 @dataclass(frozen=True)
@@ -82,11 +90,11 @@ class Event:
     snap: str
 
 
-Fields = Mapping[bytes | str, bytes | str]
+Fields = Mapping[Any, bytes | str]  # Redis replies have bytes keys, entries built here str keys
 
 
 def _raw(entry: Fields, kind: str, name: str) -> str:
-    value = entry.get(name.encode(), entry.get(name))  # type: ignore[call-overload]
+    value = entry.get(name.encode(), entry.get(name))
     if value is None:
         raise MessageError(kind, name, "is missing")
     if isinstance(value, bytes):
@@ -95,6 +103,10 @@ def _raw(entry: Fields, kind: str, name: str) -> str:
         except UnicodeDecodeError:
             raise MessageError(kind, name, "is not UTF-8 text") from None
     return str(value)
+
+
+def _has(entry: Fields, name: str) -> bool:
+    return name.encode() in entry or name in entry
 
 
 def _int(entry: Fields, kind: str, name: str, minimum: int = 0) -> int:
@@ -123,7 +135,11 @@ def _cam(entry: Fields, kind: str) -> str:
 
 
 def encode_frame(f: Frame) -> dict[str, Any]:
-    return {"v": SCHEMA_VERSION, "cam": f.cam, "seq": f.seq, "ts": f.ts, "w": f.w, "h": f.h, "jpg": f.jpg}
+    out: dict[str, Any] = {"v": SCHEMA_VERSION, "cam": f.cam, "seq": f.seq, "ts": f.ts, "w": f.w, "h": f.h,
+                           "key": int(f.key), "jpg": f.jpg}
+    if not f.key:
+        out["regions"] = encode_regions(list(f.regions))
+    return out
 
 
 def decode_frame(entry: Fields) -> Frame:
@@ -131,10 +147,18 @@ def decode_frame(entry: Fields) -> Frame:
     _check_version(entry, kind)
     cam, seq, ts = _cam(entry, kind), _int(entry, kind, "seq"), _int(entry, kind, "ts")
     w, h = _int(entry, kind, "w", 1), _int(entry, kind, "h", 1)
-    jpg = entry.get(b"jpg", entry.get("jpg"))  # type: ignore[call-overload]
+    jpg = entry.get(b"jpg", entry.get("jpg"))
     if not jpg:
         raise MessageError(kind, "jpg", "is missing or empty")
-    return Frame(cam=cam, seq=seq, ts=ts, w=w, h=h, jpg=jpg if isinstance(jpg, bytes) else str(jpg).encode("latin-1"))
+    key = _int(entry, kind, "key") != 0 if _has(entry, "key") else True
+    regions: list[Region] = []
+    if not key:
+        try:
+            regions = decode_regions(_raw(entry, kind, "regions"), w, h)
+        except ValueError as exc:
+            raise MessageError(kind, "regions", str(exc).removeprefix("regions: ")) from None
+    return Frame(cam=cam, seq=seq, ts=ts, w=w, h=h, jpg=jpg if isinstance(jpg, bytes) else str(jpg).encode("latin-1"),
+                 key=key, regions=tuple(regions))
 
 
 def encode_result(r: Result) -> dict[str, Any]:
@@ -172,7 +196,11 @@ def decode_result(entry: Fields) -> Result:
     for i, f in enumerate(faces_raw):
         if not isinstance(f, dict) or f.get("label") not in LABELS or not isinstance(f.get("score"), (int, float)):
             raise MessageError(kind, f"faces[{i}]", "must hold box, label (with_mask|without_mask) and score")
-        faces.append(Face(box=_box(kind, f"faces[{i}].box", f.get("box")), label=f["label"], score=float(f["score"])))
+        track = f.get("track")
+        if track is not None and not isinstance(track, str):
+            raise MessageError(kind, f"faces[{i}].track", "must be a string")
+        faces.append(Face(box=_box(kind, f"faces[{i}].box", f.get("box")), label=f["label"], score=float(f["score"]),
+                          track=track))
     return Result(
         cam=_cam(entry, kind),
         seq=_int(entry, kind, "seq"),

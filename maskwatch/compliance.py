@@ -1,7 +1,7 @@
 """Compliance arithmetic over the workers' per-minute statistics (DESIGN.md: ``mw:stats``, ``mw:totals``).
 
 The worker counts every frame into the minute of its capture time (UTC): hash
-``mw:stats:{cam}:{yyyymmdd}``, field ``{minute of the day}:{counter}``. This module reads those
+``mw:{cam}:stats:{yyyymmdd}``, field ``{minute of the day}:{counter}``. This module reads those
 buckets back, sums them over a window or into a time series, and turns counts into compliance
 (the share of detected faces wearing a mask). The dashboard and the side-job alerts both call it,
 so a figure on a page and the figure an alert fires on are the same number.
@@ -32,6 +32,19 @@ COUNTERS = ("frames", "faces", "with_mask", "without_mask")
 MINUTE_MS = 60_000
 DAY_MINUTES = 1440
 STATS_RETENTION_DAYS = 8  # the worker lets each day's hash expire after this; nothing older can be read
+STATS_TTL_S = STATS_RETENTION_DAYS * 86_400  # the TTL the worker's commit puts on a day's hash
+# Round lengths of time (seconds) for series steps and axis ticks: every chart reads 1 min, 5 min, 1 h...
+ROUND_STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14_400, 21_600)
+
+
+def round_step(span_s: float, max_points: float, at_least_s: int = 1) -> int:
+    """The shortest round step, at least ``at_least_s``, that cuts ``span_s`` into ``max_points`` or fewer.
+
+    >>> round_step(900, 120, at_least_s=60), round_step(86_400, 120, at_least_s=60), round_step(95, 6)
+    (60, 900, 30)
+    """
+    steps = [s for s in ROUND_STEPS_S if s >= at_least_s]
+    return next((s for s in steps if span_s / s <= max_points), steps[-1])
 
 
 @dataclass(frozen=True)
@@ -53,7 +66,7 @@ class Counts:
 
     @classmethod
     def from_hash(cls, raw: dict[bytes, bytes]) -> Counts:
-        """Counts from a hash keyed by counter name, e.g. ``mw:totals:{cam}``."""
+        """Counts from a hash keyed by counter name, e.g. ``mw:{cam}:totals``."""
         return cls(*(int(raw.get(name.encode(), 0)) for name in COUNTERS))
 
 
@@ -138,12 +151,14 @@ def window_bounds(windows_s: Iterable[int], now_ms: int) -> list[int]:
     return sorted({_minute_span(w, now_ms)[0] for w in windows_s}) + [now_ms // MINUTE_MS + 1]
 
 
-def fold_windows(bounds: Sequence[int], bins: Sequence[Counts], windows_s: Iterable[int], now_ms: int) -> dict[int, Counts]:
+def fold_windows(bounds: Sequence[int], bins: Sequence[Counts], windows_s: Iterable[int],
+                 now_ms: int) -> dict[int, Counts]:
     """The counts over each window from the bins that :func:`window_bounds` laid out."""
     return {w: total(bins[bounds.index(_minute_span(w, now_ms)[0]):]) for w in windows_s}
 
 
-def windows(r: redis.Redis, keys: Keys, cams: Sequence[str], windows_s: Sequence[int], now_ms: int) -> dict[str, dict[int, Counts]]:
+def windows(r: redis.Redis, keys: Keys, cams: Sequence[str], windows_s: Sequence[int],
+            now_ms: int) -> dict[str, dict[int, Counts]]:
     """Per camera, the counts over each window (seconds) ending at ``now_ms``, read in one round trip."""
     bounds = window_bounds(windows_s, now_ms)
     return {cam: fold_windows(bounds, bins, windows_s, now_ms) for cam, bins in sum_bins(r, keys, cams, bounds).items()}
@@ -169,7 +184,7 @@ def series(r: redis.Redis, keys: Keys, cam: str, window_s: int, step_s: int, now
 
 
 def totals(r: redis.Redis, keys: Keys, cams: Sequence[str]) -> dict[str, Counts]:
-    """Per camera, the counters since the camera was added (``mw:totals:{cam}``)."""
+    """Per camera, the counters since the camera was added (``mw:{cam}:totals``)."""
     with r.pipeline(transaction=False) as p:
         for cam in cams:
             p.hgetall(keys.totals(cam))

@@ -15,7 +15,6 @@ it, so each record has one format.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,7 +26,9 @@ from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from maskwatch.exceptions import JobInputError
 from maskwatch.keys import Keys, check_camera_id
+from maskwatch.utils import decode_hash, now_ms, text
 
 NOTIFY = "notify"  # webhook deliveries: short, retried, listed first so they never wait behind a backlog
 ANALYSIS = "analysis"  # offline video analysis: long
@@ -41,10 +42,6 @@ MAX_UPLOAD_BYTES = 256 * 1024 * 1024  # the upload travels through Redis to whic
 UPLOAD_TTL_S = 86_400
 FAILED_DELIVERIES_MAXLEN = 1000
 MAX_FPS = 60.0
-
-
-class JobInputError(ValueError):
-    """An analysis request that cannot be queued; the message names what is wrong."""
 
 
 def queue_name(prefix: str, kind: str) -> str:
@@ -61,8 +58,13 @@ def queues(r: redis.Redis, prefix: str) -> list[Queue]:
     return [queue(r, prefix, NOTIFY), queue(r, prefix, ANALYSIS)]
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
+def snapshot_url(event_id: str, base_url: str | None = None) -> str:
+    """Where the dashboard serves a violation's snapshot: a path, or absolute under ``base_url``.
+
+    >>> snapshot_url("lobby-1-2"), snapshot_url("lobby-1-2", "https://mw.example/")
+    ('/api/events/lobby-1-2/snapshot.jpg', 'https://mw.example/api/events/lobby-1-2/snapshot.jpg')
+    """
+    return (base_url or "").rstrip("/") + f"/api/events/{event_id}/snapshot.jpg"
 
 
 # --- offline analysis: input and reports
@@ -121,7 +123,7 @@ def read_report(r: redis.Redis, keys: Keys, job_id: str) -> dict[str, Any] | Non
 def list_reports(r: redis.Redis, keys: Keys, limit: int = 50) -> list[dict[str, Any]]:
     """The newest reports without their series and violations: job id, video, camera, times, totals."""
     found: Any = r.zrevrange(keys.analyses, 0, limit - 1)
-    ids = [i.decode() for i in found]
+    ids = [text(i) for i in found]
     raws: Any = r.mget([keys.analysis(i) for i in ids]) if ids else []
     summary_fields = ("job_id", "video", "camera", "started_ms", "finished_ms", "duration_s", "totals")
     return [{k: rep.get(k) for k in summary_fields} for rep in (json.loads(x) for x in raws if x is not None)]
@@ -153,7 +155,7 @@ def failed_deliveries(r: redis.Redis, keys: Keys, limit: int = 50) -> list[Faile
     out = []
     entries: Any = r.xrevrange(keys.deliveries, count=limit)
     for _, raw in entries:
-        f = {k.decode(): v.decode(errors="replace") for k, v in raw.items()}
+        f = decode_hash(raw)
         out.append(FailedDelivery(id=f.get("id", "?"), kind=f.get("kind", "?"), camera=f.get("camera", ""),
                                   url=f.get("url", ""), attempts=int(f.get("attempts", 0)), error=f.get("error", ""),
                                   failed_ms=int(f.get("failed_ms", 0)), payload=json.loads(f.get("payload") or "{}")))
@@ -181,8 +183,7 @@ class AlertState:
 
     @classmethod
     def from_hash(cls, camera: str, raw: Mapping[bytes | str, bytes | str]) -> AlertState:
-        f = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-             for k, v in raw.items()}
+        f = decode_hash(raw)
         compliance = f.get("compliance") or None
         return cls(camera=camera, state=f.get("state", "ok"), since_ms=int(f.get("since_ms", 0)),
                    compliance=float(compliance) if compliance else None, faces=int(f.get("faces", 0)),

@@ -1,8 +1,12 @@
 """Every Redis key MaskWatch uses, built in this one module (DESIGN.md: Redis contract).
 
+Keys of one camera start with its hash tag, ``mw:{cam}:...`` (docs/architecture.md, "Keyed by
+camera"): its frames stream, statistics, tracker state, status and leases share one Redis Cluster
+slot, so the Lua scripts that write them stay in one slot.
+
 >>> k = Keys("mw")
->>> k.frames, k.stats("lobby", "20261125"), k.lease("lobby")
-('mw:frames', 'mw:stats:lobby:20261125', 'mw:lease:lobby')
+>>> k.frames("lobby"), k.stats("lobby", "20261125"), k.lease("lobby", "worker")
+('mw:{lobby}:frames', 'mw:{lobby}:stats:20261125', 'mw:{lobby}:lease:worker')
 """
 
 from __future__ import annotations
@@ -16,12 +20,16 @@ NOTIFIER_GROUP = "notifier"
 _CAMERA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+def tag(cam: str) -> str:
+    """A camera's Redis Cluster hash tag: its keys share one slot, so its Lua commit stays in one slot."""
+    return "{" + cam + "}"
+
+
 def check_camera_id(cam: str) -> str:
     """Camera ids become parts of keys and URLs: letters, digits, ``_ . -``, at most 64."""
     if not isinstance(cam, str) or not _CAMERA_ID.match(cam):
-        raise ValueError(
-            f"camera id {cam!r} is not valid: use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
-        )
+        raise ValueError(f"camera id {cam!r} is not valid: use 1-64 letters, digits, '_', '.' or '-', "
+                         "starting with a letter or digit")
     return cam
 
 
@@ -41,16 +49,32 @@ class Keys:
     def cameras_version(self) -> str:
         return self._k("cameras", "version")
 
-    def lease(self, cam: str) -> str:
-        return self._k("lease", cam)
+    def lease(self, cam: str, role: str = "producer") -> str:
+        """Who captures (role producer) or analyses (role worker) the camera: a member id with a TTL."""
+        return self._k(tag(cam), "lease", role)
 
     def cam_status(self, cam: str) -> str:
-        return self._k("cam", cam, "status")
+        return self._k(tag(cam), "status")
 
     # streams
-    @property
-    def frames(self) -> str:
-        return self._k("frames")
+    def frames(self, cam: str) -> str:
+        """The camera's frames stream: one stream a camera, so its frames are read in order by one worker."""
+        return self._k(tag(cam), "frames")
+
+    def camera_of_frames(self, stream: str) -> str:
+        """The camera whose frames stream is ``stream`` (the inverse of :meth:`frames`).
+
+        >>> Keys("mw").camera_of_frames("mw:{lobby}:frames")
+        'lobby'
+        """
+        head, tail = f"{self.prefix}:{{", "}:frames"
+        if not (stream.startswith(head) and stream.endswith(tail)):
+            raise ValueError(f"{stream!r} is not a frames stream of prefix {self.prefix!r}")
+        return stream[len(head):-len(tail)]
+
+    def tracks(self, cam: str) -> str:
+        """The camera's tracker state (JSON), written by the same commit as the frame it follows."""
+        return self._k(tag(cam), "tracks")
 
     @property
     def group(self) -> str:
@@ -70,20 +94,20 @@ class Keys:
 
     # statistics
     def stats(self, cam: str, day: str) -> str:
-        return self._k("stats", cam, day)
+        return self._k(tag(cam), "stats", day)
 
     def totals(self, cam: str) -> str:
-        return self._k("totals", cam)
+        return self._k(tag(cam), "totals")
 
     def throttle(self, cam: str) -> str:
         """Set NX with the throttle window when a violation event is written: one event a window."""
-        return self._k("throttle", cam)
+        return self._k(tag(cam), "throttle")
 
     def snap(self, event_id: str) -> str:
         return self._k("snap", event_id)
 
     def latest(self, cam: str) -> str:
-        return self._k("latest", cam)
+        return self._k(tag(cam), "latest")
 
     # processes
     def worker(self, worker_id: str) -> str:
@@ -93,12 +117,12 @@ class Keys:
     def worker_pattern(self) -> str:
         return self._k("worker", "*")
 
-    def producer(self, producer_id: str) -> str:
-        return self._k("producer", producer_id)
+    def member(self, role: str, member_id: str) -> str:
+        """A producer's or a worker's lease heartbeat, so the members of a role count each other (fair share)."""
+        return self._k("member", role, member_id)
 
-    @property
-    def producer_pattern(self) -> str:
-        return self._k("producer", "*")
+    def member_pattern(self, role: str) -> str:
+        return self._k("member", role, "*")
 
     @property
     def dead_lettered(self) -> str:
@@ -107,7 +131,7 @@ class Keys:
 
     # side jobs (issue 6)
     def alert(self, cam: str) -> str:
-        return self._k("alert", cam)
+        return self._k(tag(cam), "alert")
 
     @property
     def deliveries(self) -> str:

@@ -15,9 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-
-class ModelFileError(RuntimeError):
-    """A model file that is missing and cannot be fetched, or whose checksum is wrong."""
+from maskwatch.exceptions import ModelFileError
 
 
 @dataclass(frozen=True)
@@ -55,7 +53,8 @@ def ensure(model: ModelFile, model_dir: Path, url: str | None = None, timeout: f
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ModelFileError(f"cannot create model folder {target.parent}: {exc}; set MASKWATCH_MODEL_DIR to a writable folder") from exc
+        raise ModelFileError(f"cannot create model folder {target.parent}: {exc}; "
+                             "set MASKWATCH_MODEL_DIR to a writable folder") from exc
     fd, tmp_name = tempfile.mkstemp(prefix=model.name, suffix=".part", dir=target.parent)
     tmp = Path(tmp_name)
     try:
@@ -67,7 +66,8 @@ def ensure(model: ModelFile, model_dir: Path, url: str | None = None, timeout: f
                     bar.update(len(chunk))
         got = sha256_of(tmp)
         if got != model.sha256:
-            raise ModelFileError(f"{model.name} from {url} has sha256 {got}, expected {model.sha256}; the download is corrupt or not the published file")
+            raise ModelFileError(f"{model.name} from {url} has sha256 {got}, expected {model.sha256}; "
+                                 "the download is corrupt or not the published file")
         tmp.replace(target)
         return target
     except OSError as exc:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
+from maskwatch.exceptions import RedisUnavailable
 from maskwatch.redaction import mask_url
 from maskwatch.settings import Settings
-
-
-class RedisUnavailable(RuntimeError):
-    """Redis cannot be reached; the message says where it looked and what to do."""
 
 
 def connect(settings: Settings, check: bool = True) -> redis.Redis:
@@ -28,6 +27,9 @@ def connect(settings: Settings, check: bool = True) -> redis.Redis:
         socket_timeout=30,
         socket_keepalive=True,
         health_check_interval=15,
+        # One retry, no wait: the callers' outage policy (maskwatch.service) does the backing off,
+        # and a dead Redis must fail a call fast rather than after redis-py's own ten tries.
+        retry=Retry(NoBackoff(), 1),
         retry_on_timeout=True,
     )
     if check:

@@ -1,160 +1,224 @@
 """One settings object for every process, built from ``MASKWATCH_*`` environment variables.
 
-Each field reads the variable ``MASKWATCH_<FIELD NAME IN CAPITALS>``; CLI flags override it
-through :meth:`Settings.override`. The defaults run on a laptop.
+Each field reads the variable ``MASKWATCH_<FIELD NAME IN CAPITALS>`` (one flat namespace:
+``MASKWATCH_BATCH_SIZE``, ``MASKWATCH_DET_SCORE``, ...); a command's own flags override it
+through :meth:`Settings.override`. Every value is checked here, once: ranges with ``Field``
+constraints, choices with ``Literal``, and the rules that tie two settings together. An empty
+variable counts as unset. The defaults run on a laptop.
 
->>> s = Settings.from_env({"MASKWATCH_PREFIX": "test", "MASKWATCH_BATCH_SIZE": "16"})
->>> s.prefix, s.batch_size
-('test', 16)
+>>> s = Settings.from_env({"MASKWATCH_PREFIX": "test", "MASKWATCH_BATCH_SIZE": "16", "MASKWATCH_MODEL": ""})
+>>> s.prefix, s.batch_size, s.model
+('test', 16, None)
 >>> s.override(batch_size=None, prefix="x").prefix
 'x'
+>>> Settings.from_env({"MASKWATCH_RUNTIME": "tensorrt"})
+Traceback (most recent call last):
+...
+maskwatch.exceptions.SettingsError: MASKWATCH_RUNTIME='tensorrt': Input should be 'auto', 'onnx' or 'torch'
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from maskwatch.exceptions import SettingsError
+
+__all__ = ["ENV_PREFIX", "DeviceName", "Fps", "FrameWidth", "JpegQuality", "RuntimeName", "Settings", "SettingsError"]
 
 ENV_PREFIX = "MASKWATCH_"
 
+RuntimeName = Literal["auto", "onnx", "torch"]
+DeviceName = Literal["auto", "cpu", "cuda"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
-class SettingsError(ValueError):
-    """A setting with a value that cannot be used; the message names the variable."""
+# How cameras are captured. Settings hold the defaults of cameras added without them, and every
+# camera config (maskwatch.cameras.CameraConfig) is checked against these same ranges.
+Fps = Annotated[float, Field(gt=0, le=60)]
+FrameWidth = Annotated[int, Field(ge=64, le=7680)]
+JpegQuality = Annotated[int, Field(ge=10, le=100)]
+
+_UserPath = Annotated[Path, AfterValidator(Path.expanduser)]
+_Port = Annotated[int, Field(ge=0, le=65_535)]
+_Share = Annotated[float, Field(gt=0, le=1)]
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(BaseSettings):
+    """Every setting of every process; ``repr`` leaves the secrets out, :meth:`safe_dict` masks them."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, frozen=True, extra="forbid")
+
     # --- Redis and naming
-    redis_url: str | None = field(default=None, repr=False)  # unset: `maskwatch up` starts an embedded redis-server
-    prefix: str = "mw"
-    state_dir: Path = Path(".maskwatch")  # embedded Redis files, logs of `up`
+    redis_url: str | None = Field(None, repr=False, description=(
+        "Redis to use, e.g. redis://host:6379/0; unset: `maskwatch up` starts an embedded redis-server"))
+    prefix: str = Field("mw", min_length=1, description="prefix of every Redis key")
+    state_dir: _UserPath = Field(Path(".maskwatch"), description=(
+        "where `maskwatch up` keeps the embedded Redis's files"))
+
     # --- models
-    model_dir: Path = Path("~/.cache/maskwatch").expanduser()  # YuNet and other third-party files
-    model: Path | None = None  # classifier artifact; None: the shipped default
+    model_dir: _UserPath = Field(Path("~/.cache/maskwatch").expanduser(),
+                                 description="folder of third-party model files such as YuNet")
+    model: _UserPath | None = Field(None, description="classifier artifact (.mwm); unset: the shipped model")
+
     # --- dashboard
-    api_token: str | None = field(default=None, repr=False)
-    allow_no_token: bool = False  # local use only: write endpoints without a token
-    compliance_good: float = 0.9  # tile colours: >= good is green, >= warn amber, else red
-    compliance_warn: float = 0.7
+    api_token: str | None = Field(None, repr=False, description="bearer token of the write API")
+    allow_no_token: bool = Field(False, description="allow the write API without a token (local use only)")
+    compliance_good: _Share = Field(0.9, description="compliance at or above this is shown green")
+    compliance_warn: _Share = Field(0.7, description="compliance at or above this (below good) is amber, below it red")
+
     # --- producer; fps, max_width and jpeg_quality are the defaults of cameras added without them
-    fps: float = 5.0
-    max_width: int = 1280
-    jpeg_quality: int = 85
-    lease_ttl_ms: int = 10_000
-    lag_threshold: int = 200  # frames pending in the group before producers skip at the source
-    frames_maxlen: int = 10_000  # must stay well above lag_threshold (DESIGN: backpressure)
-    reconnect_max_s: float = 30.0
+    fps: Fps = Field(5.0, description="frames per second captured from a camera added without one")
+    max_width: FrameWidth = Field(1280, description=(
+        "frames wider than this are scaled down (cameras added without one)"))
+    jpeg_quality: JpegQuality = Field(85, description="JPEG quality of the frames (cameras added without one)")
+    lease_ttl_ms: int = Field(10_000, ge=100, description=(
+        "a producer's hold on a camera lapses after this long unrenewed"))
+    lag_threshold: int = Field(50, ge=1, description=(
+        "skip a camera's frames at the source while its worker lags this many frames behind (10 s at 5 fps)"))
+    frames_maxlen: int = Field(250, ge=1, description=(
+        "frames each camera's stream keeps; at least 4x the lag threshold, so trimming never drops an unread frame"))
+    reconnect_max_s: float = Field(30.0, gt=0, description="longest wait between reconnects to a camera, seconds")
+    motion: bool = Field(True, description=(
+        "send only frames with motion (with their regions) and a keyframe every motion_keyframe_s; "
+        "false: send every frame whole"))
+    motion_keyframe_s: float = Field(2.0, gt=0, le=60, description=(
+        "seconds between whole frames sent without motion, so people standing still stay seen"))
+
     # --- worker
-    batch_size: int = 16  # frames per batch; all their face crops go through one forward pass
-    max_wait_ms: int = 50
-    runtime: str = "auto"  # auto | onnx | torch
-    device: str = "auto"  # auto | cpu | cuda
-    threads: int = 0  # intra-op threads of the classifier (0: the runtime's choice)
-    claim_idle_ms: int = 30_000  # reclaim frames pending on a dead worker after this long
-    max_deliveries: int = 3  # then dead-letter
-    heartbeat_ttl_ms: int = 10_000
-    results_maxlen: int = 10_000
-    events_maxlen: int = 10_000
-    event_throttle_s: float = 30.0  # at most one violation event per camera per this window
-    snapshot_ttl_s: int = 7 * 86_400
-    latest_ttl_s: int = 60
-    # --- vision
-    # Detection (maskwatch/vision/detect.py; chosen with bench/quality.py, see docs/quality.md)
-    det_score: float = 0.5  # YuNet confidence for a face, in the frame pass and the zoom pass
-    det_upscale: float = 2.0  # frames are enlarged up to this factor so small faces reach YuNet's 10 px floor
-    det_max_side: int = 960  # ...but never beyond this many pixels on the long side: it bounds the cost
-    det_zoom_score: float = 0.02  # candidates this sure get a second, zoomed look (0: no zoom pass)
-    det_zoom_px: int = 80  # the zoom pass enlarges a candidate face to this many pixels
-    det_flip: bool = False  # detect on the mirrored frame too: more masked faces found, twice the time
-    min_face_px: int = 12
-    crop_margin: float = 0.0  # square crop grows the face box by this share on each side (training crops are YuNet-box tight)
-    mask_threshold: float = 0.5  # P(without_mask) above this is a violation
+    batch_size: int = Field(16, ge=1, le=1024, description=(
+        "frames per batch; all their faces go through one forward pass"))
+    max_wait_ms: int = Field(50, ge=0, le=60_000, description="flush a partial batch after this long")
+    runtime: RuntimeName = Field("auto", description="classifier runtime (auto: torch fp16 on CUDA, else ONNX Runtime)")
+    device: DeviceName = Field("auto", description="where the classifier runs")
+    detector: Literal["auto", "opencv", "onnx", "torch"] = Field("auto", description=(
+        "YuNet's engine: opencv (cv2.FaceDetectorYN, CPU), onnx (ONNX Runtime, batched; CUDA with onnxruntime-gpu), "
+        "torch (batched, pixels on the GPU); auto: torch when the classifier runs on CUDA, else opencv"))
+    threads: int = Field(0, ge=0, le=1024, description="classifier intra-op threads (0: the runtime's choice)")
+    max_deliveries: int = Field(3, ge=1, description="deliveries of a failing frame before it is dead-lettered")
+    heartbeat_ttl_ms: int = Field(10_000, ge=100, description=(
+        "a worker's heartbeat key expires after this long unrenewed"))
+    results_maxlen: int = Field(10_000, ge=1, description="per-frame results the results stream keeps")
+    events_maxlen: int = Field(10_000, ge=1, description="violation events the events stream keeps")
+    event_throttle_s: float = Field(30.0, ge=0, description=(
+        "at most one violation event per camera in this many seconds"))
+    snapshot_ttl_s: int = Field(7 * 86_400, ge=1, description="violation snapshots expire after this many seconds")
+    latest_ttl_s: int = Field(60, ge=1, description="a camera's newest annotated frame expires after this many seconds")
+    tracking: bool = Field(True, description=(
+        "track faces per camera and classify a face only when new, markedly better seen, or every track_relook_ms; "
+        "false: classify every face of every frame"))
+    track_max_age_ms: int = Field(6000, ge=100, le=600_000, description=(
+        "a track not seen for this long ends (longer than motion_keyframe_s: people standing still)"))
+    track_relook_ms: int = Field(2000, ge=0, le=600_000, description="classify a tracked face again after this long")
+
+    # --- vision (maskwatch/vision/detect.py; chosen with bench/quality.py, see docs/quality.md)
+    det_score: float = Field(0.5, ge=0, le=1, description="YuNet confidence for a face, in the frame and the zoom pass")
+    det_upscale: float = Field(2.0, ge=1, le=8, description=(
+        "frames are enlarged up to this factor so small faces reach YuNet's 10 px floor"))
+    det_max_side: int = Field(960, ge=64, description=(
+        "...but never past this many pixels on the long side (bounds the cost)"))
+    det_zoom_score: float = Field(0.02, ge=0, le=1, description=(
+        "candidates this sure get a second, zoomed look (0: no zoom pass)"))
+    det_zoom_px: int = Field(80, ge=16, le=640, description=(
+        "the zoom pass enlarges a candidate face to this many pixels"))
+    det_flip: bool = Field(False, description=(
+        "detect on the mirrored frame too: more masked faces found, twice the time"))
+    min_face_px: int = Field(12, ge=1, description="faces smaller than this many pixels are ignored")
+    crop_margin: float = Field(0.0, ge=0, le=1, description=(
+        "the square crop grows the face box by this share on each side (training crops are YuNet-box tight)"))
+    mask_threshold: float = Field(0.5, ge=0, le=1, description="P(without_mask) above this is a violation")
+
     # --- metrics ports (0: no metrics server)
-    producer_metrics_port: int = 9101
-    worker_metrics_port: int = 9102
-    jobs_metrics_port: int = 9103
+    producer_metrics_port: _Port = Field(9101, description="the producer's Prometheus port (0: off)")
+    worker_metrics_port: _Port = Field(9102, description="the worker's Prometheus port (0: off)")
+    jobs_metrics_port: _Port = Field(9103, description="the side-job runner's Prometheus port (0: off)")
+
     # --- side jobs
-    webhook_url: str | None = None
-    webhook_secret: str | None = field(default=None, repr=False)
-    webhook_tries: int = 5  # attempts per delivery before it is marked failed
-    webhook_backoff_s: float = 5.0  # wait before the 2nd attempt; each later wait is 4x longer
-    dashboard_url: str | None = None  # public base URL, for absolute snapshot links in webhooks
-    alert_window_s: int = 300
-    alert_threshold: float = 0.8
-    alert_min_faces: int = 10
-    log_level: str = "INFO"
+    webhook_url: str | None = Field(None, description="violation events and alerts are POSTed here")
+    webhook_secret: str | None = Field(None, repr=False, description="key of the webhooks' HMAC signature")
+    webhook_tries: int = Field(5, ge=1, le=100, description="attempts per delivery before it is marked failed")
+    webhook_backoff_s: float = Field(5.0, ge=0, description="wait before the 2nd attempt; each later wait is 4x longer")
+    dashboard_url: str | None = Field(None, description="public base URL, for absolute snapshot links in webhooks")
+    alert_window_s: int = Field(300, ge=1, description="window over which an alert's compliance is measured, seconds")
+    alert_threshold: _Share = Field(0.8, description="alert when a camera's compliance falls below this")
+    alert_min_faces: int = Field(10, ge=0, description="no alert on fewer faces than this in the window")
+    log_level: Annotated[LogLevel, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)] = Field(
+        "INFO", description="the least severe log records a process writes")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.frames_maxlen < 4 * self.lag_threshold:
+            raise ValueError(f"MASKWATCH_FRAMES_MAXLEN={self.frames_maxlen} must be at least 4x "
+                             f"MASKWATCH_LAG_THRESHOLD={self.lag_threshold}, or trimming could drop unread frames")
+        if self.compliance_warn > self.compliance_good:
+            raise ValueError(f"MASKWATCH_COMPLIANCE_WARN={self.compliance_warn} must not exceed "
+                             f"MASKWATCH_COMPLIANCE_GOOD={self.compliance_good}")
+        return self
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        """Build settings from ``env`` (default: the process environment)."""
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            name = ENV_PREFIX + f.name.upper()
-            if name in env:
-                values[f.name] = _parse(name, env[name], f.type)
-        return cls(**values).validated()
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``env`` (default: the process environment); raises :class:`SettingsError`."""
+        try:
+            if env is None:
+                return cls()  # pydantic-settings reads os.environ with the same rules as below
+            given = {k.upper(): v for k, v in env.items() if v}
+            # Every field is passed, defaults included: a field left out would be read from os.environ.
+            return cls.model_validate({name: given.get(var, cls.model_fields[name].default)
+                                       for name, var in _variables().items()})
+        except ValidationError as exc:
+            raise SettingsError(_explain(exc)) from None
 
-    def override(self, **flags: Any) -> "Settings":
-        """A copy with the CLI flags that were given (``None`` means not given)."""
+    def override(self, **flags: Any) -> Settings:
+        """A validated copy with the flags that were given (``None`` means not given)."""
         given = {k: v for k, v in flags.items() if v is not None}
-        return dataclasses.replace(self, **given).validated()
+        try:
+            return self.model_validate({**self.model_dump(), **given})
+        except ValidationError as exc:
+            raise SettingsError(_explain(exc)) from None
 
-    def validated(self) -> "Settings":
-        if self.frames_maxlen < 4 * self.lag_threshold:
-            raise SettingsError(
-                f"MASKWATCH_FRAMES_MAXLEN={self.frames_maxlen} must be at least 4x "
-                f"MASKWATCH_LAG_THRESHOLD={self.lag_threshold}, or trimming could drop unread frames"
-            )
-        if self.runtime not in {"auto", "onnx", "torch"}:
-            raise SettingsError(f"MASKWATCH_RUNTIME={self.runtime!r}: choose auto, onnx or torch")
-        if self.device not in {"auto", "cpu", "cuda"}:
-            raise SettingsError(f"MASKWATCH_DEVICE={self.device!r}: choose auto, cpu or cuda")
-        if self.webhook_tries < 1 or self.webhook_backoff_s < 0:
-            raise SettingsError("need MASKWATCH_WEBHOOK_TRIES >= 1 and MASKWATCH_WEBHOOK_BACKOFF_S >= 0")
-        if not 0 < self.compliance_warn <= self.compliance_good <= 1:
-            raise SettingsError("need 0 < MASKWATCH_COMPLIANCE_WARN <= MASKWATCH_COMPLIANCE_GOOD <= 1")
-        return self
+    def to_env(self) -> dict[str, str | None]:
+        """The ``MASKWATCH_*`` variables that rebuild these settings in a child process (``None``: unset)."""
+        def text(value: Any) -> str | None:
+            if value is None:
+                return None
+            return str(value).lower() if isinstance(value, bool) else str(value)
+
+        return {var: text(getattr(self, name)) for name, var in _variables().items()}
 
     def safe_dict(self) -> dict[str, Any]:
         """The settings for logs and pages: secrets replaced, credentials in URLs masked."""
         from maskwatch.redaction import mask_url
 
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in {"api_token", "webhook_secret"}:
-                value = "***" if value else None
-            elif isinstance(value, str) and "://" in value:
-                value = mask_url(value)
-            elif isinstance(value, Path):
-                value = str(value)
-            out[f.name] = value
+        out: dict[str, Any] = self.model_dump(mode="json")
+        for name, value in out.items():
+            if isinstance(value, str) and "://" in value:
+                out[name] = mask_url(value)
+            elif value and not type(self).model_fields[name].repr:
+                out[name] = "***"
         return out
 
 
-def _parse(name: str, raw: str, kind: Any) -> Any:
-    kind = str(kind)
-    try:
-        if kind.startswith("bool"):
-            low = raw.strip().lower()
-            if low in {"1", "true", "yes", "on"}:
-                return True
-            if low in {"0", "false", "no", "off", ""}:
-                return False
-            raise ValueError("expected true/false")
-        if kind.startswith("int"):
-            return int(raw)
-        if kind.startswith("float"):
-            return float(raw)
-        if "Path" in kind:
-            return Path(raw).expanduser() if raw else None
-        if not raw and "None" in kind:  # an empty variable unsets an optional setting
-            return None
-        return raw
-    except ValueError as exc:
-        raise SettingsError(f"{name}={raw!r} is not a valid {kind.split(' ')[0]}: {exc}") from None
+def _variables() -> dict[str, str]:
+    """Field name -> its environment variable."""
+    return {name: ENV_PREFIX + name.upper() for name in Settings.model_fields}
+
+
+def _explain(exc: ValidationError) -> str:
+    """One line per problem, naming the variable, what it was given and what is valid; secrets not shown."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        if not err["loc"]:  # a rule across settings: its message names them
+            lines.append(str(err.get("ctx", {}).get("error", err["msg"])))
+            continue
+        name = str(err["loc"][0])
+        var = ENV_PREFIX + name.upper()
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{name!r} is not a setting")
+        elif name in Settings.model_fields and not Settings.model_fields[name].repr:
+            lines.append(f"{var}: {err['msg']}")
+        else:
+            lines.append(f"{var}={err['input']!r}: {err['msg']}")
+    return "; ".join(lines)

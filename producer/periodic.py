@@ -6,9 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-import redis
-
-from producer.outage import RedisOutage
+from maskwatch.service import OUTAGE_ERRORS, RedisOutage
 
 log = logging.getLogger(__name__)
 
@@ -16,9 +14,9 @@ log = logging.getLogger(__name__)
 class Periodic:
     """Runs ``job`` now and then every ``interval`` seconds until :meth:`stop`.
 
-    Redis being unreachable goes to ``outage`` (logged once per outage) and the next run simply
-    tries again; any other error is logged with its traceback (once while it repeats) and the
-    thread carries on.
+    Redis being unreachable goes to ``outage`` (logged once per outage), and while it lasts a run
+    happens only when the outage gives it the turn to try Redis; any other error is logged with its
+    traceback (once while it repeats) and the thread carries on.
     """
 
     def __init__(self, name: str, interval: float, job: Callable[[], None], outage: RedisOutage):
@@ -38,15 +36,20 @@ class Periodic:
 
     def _run(self) -> None:
         while True:
-            try:
-                self.job()
-                self.outage.ok()
-                self._last_error = ""
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                self.outage.failed(exc)
-            except Exception as exc:
-                if str(exc) != self._last_error:
-                    log.exception("%s failed; trying again every %.1f s", self.name, self.interval)
-                self._last_error = str(exc)
+            if self.outage.may_try():
+                self._run_once()
             if self._stop.wait(self.interval):
                 return
+
+    def _run_once(self) -> None:
+        try:
+            self.job()
+        except OUTAGE_ERRORS as exc:
+            self.outage.failed(exc)
+        except Exception as exc:
+            if str(exc) != self._last_error:
+                log.exception("%s failed; trying again every %.1f s", self.name, self.interval)
+            self._last_error = str(exc)
+        else:
+            self.outage.ok()
+            self._last_error = ""

@@ -1,4 +1,4 @@
-"""Write frames onto the frames stream: one Lua call checks the lease, numbers the frame and XADDs it.
+"""Write frames onto their camera's frames stream: one Lua call checks the lease, numbers the frame and XADDs it.
 
 Only the holder of the camera's lease writes: a producer that lost the lease (it stalled past the
 TTL, or the camera was handed over or removed) and has not noticed yet cannot interleave its
@@ -8,6 +8,9 @@ Sequence numbers are dense and rise per camera across reconnects, producer resta
 hand-overs between producers, because the counter lives in Redis (field ``seq`` of the camera's
 status hash). The producer's own last number is a floor, in case Redis lost the counter (a
 restart without persistence). The entry itself is :func:`maskwatch.codec.encode_frame`'s.
+
+The script's keys (the camera's stream, status hash and lease) share the camera's hash tag, so it
+runs in one Redis Cluster slot (docs/architecture.md, "Keyed by camera").
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ import redis
 
 from maskwatch.codec import Frame, encode_frame
 from maskwatch.keys import Keys
-from producer.outage import RedisOutage
+from maskwatch.service import OUTAGE_ERRORS, RedisOutage
 
-# KEYS: frames stream, the camera's status hash, its lease. ARGV: producer id, floor, maxlen, then the
+# KEYS: the camera's frames stream, its status hash, its lease. ARGV: producer id, floor, maxlen, then the
 # entry's field/value pairs, where the value given for 'seq' is replaced by the number drawn here.
 # Returns the seq, or 0 when the lease is not ours.
 _ADD = """
@@ -52,7 +55,7 @@ class FrameSink:
         self._last: dict[str, int] = {}  # camera -> last seq sent by this process
 
     def ready(self) -> bool:
-        """Whether a frame should be encoded and sent now (Redis up, or time for a probe)."""
+        """Whether a frame should be encoded and sent now (Redis up, or this frame's turn to try it)."""
         return self.outage.may_try()
 
     def send(self, frame: Frame) -> int | None:
@@ -65,9 +68,9 @@ class FrameSink:
         for name, value in encode_frame(frame).items():
             args += [name, value]
         try:
-            seq = int(self._add(keys=[self.keys.frames, self.keys.cam_status(frame.cam), self.keys.lease(frame.cam)],
-                                args=args))
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            seq = int(self._add(keys=[self.keys.frames(frame.cam), self.keys.cam_status(frame.cam),
+                                      self.keys.lease(frame.cam)], args=args))
+        except OUTAGE_ERRORS as exc:
             self.outage.failed(exc)
             return None
         self.outage.ok()

@@ -17,7 +17,6 @@ Error messages name the camera by its masked URL; the caller masks them again be
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,17 +32,13 @@ import numpy as np
 
 from maskwatch.cameras import CameraConfig
 from maskwatch.redaction import mask_url
+from maskwatch.utils import now_ms
 from producer.pacing import MediaClock, Pacer
 
 OPEN_TIMEOUT_MS = 10_000  # connecting and the first answer of a network stream
 READ_TIMEOUT_MS = 5_000  # a network stream that sends nothing for this long is reconnected
 FALLBACK_FPS = 25.0  # files whose container states no usable frame rate
 _IMAGE_TYPES = ("image/jpeg", "image/jpg", "image/png", "image/bmp", "image/webp")
-
-# RTSP over TCP as Frigate and most NVRs do: UDP loses packets (smeared frames) and rarely passes NAT.
-# FFmpeg reads this at every open; a value the user set wins.
-os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
-
 
 class SourceError(RuntimeError):
     """The camera cannot be opened, or stopped delivering frames."""
@@ -66,10 +61,6 @@ class Source(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def source_kind(url: str) -> str:
@@ -102,12 +93,14 @@ def open_source(cam: CameraConfig) -> Source:
 
 
 def _capture(target: str | int, label: str, network: bool) -> cv2.VideoCapture:
-    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS] if network else []
+    params = ([cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS]
+              if network else [])
     # FFmpeg by name: OpenCV's fallback backends would otherwise print the raw URL, password included.
     cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG if isinstance(target, str) else cv2.CAP_ANY, params)
     if not cap.isOpened():
         cap.release()
-        raise SourceError(f"cannot open {label}" + (f" (refused, no answer within {OPEN_TIMEOUT_MS} ms, or not a video stream)" if network else ""))
+        why = f" (refused, no answer within {OPEN_TIMEOUT_MS} ms, or not a video stream)" if network else ""
+        raise SourceError(f"cannot open {label}{why}")
     return cap
 
 

@@ -2,12 +2,19 @@
 
 The status hash has no TTL: it is rewritten every second while a producer holds the camera, and
 its ``updated`` field tells a reader how fresh it is. Fields: ``state`` (online,
-reconnecting, offline), ``detail`` (why: connecting, ended, disabled, stopped), ``last_error``
-(credentials masked), ``last_frame_ts`` (epoch ms, like a frame's ``ts``), ``fps`` (measured
-over the last seconds), ``sent``, ``skipped`` (backpressure), ``dropped`` (could not be written:
-Redis unreachable, or the lease lost a moment before the capture stopped),
-``reconnects``, ``producer``, ``updated`` (epoch seconds, as the dashboard reads it); and ``seq``,
-the camera's frame counter (see :mod:`producer.sink`).
+reconnecting, offline; a quiet camera is ``online``), ``detail`` (why: connecting, ended,
+disabled, stopped), ``last_error`` (credentials masked), ``last_frame_ts`` (epoch ms, like a
+frame's ``ts``, of the last frame sent), ``last_motion_ts`` (epoch ms of the last frame in which
+motion was seen; 0 before any, and always with motion gating off), ``fps`` (frames taken a
+second, sent or idle, over the last seconds), ``sent`` (frames sent, keyframes included),
+``keyframes`` (frames sent whole), ``idle`` (frames due without motion, not sent: motion
+gating), ``skipped`` (backpressure), ``dropped`` (could not be written: Redis unreachable, or
+the lease lost a moment before the capture stopped), ``reconnects``, ``producer``, ``updated``
+(epoch seconds, as the dashboard reads it); and ``seq``, the camera's frame counter (see
+:mod:`producer.sink`).
+
+A dashboard tells a quiet camera from a dead one by ``state`` (online) and ``updated``, and says
+*quiet* when ``idle`` rises and ``last_motion_ts`` is old.
 """
 
 from __future__ import annotations
@@ -34,11 +41,11 @@ class CameraStats:
     def __init__(self, cam: str, metrics: ProducerMetrics):
         self.cam, self.metrics = cam, metrics
         self.state, self.detail, self.last_error = RECONNECTING, "connecting", ""
-        self.sent = self.skipped = self.dropped = self.reconnects = 0
-        self.last_frame_ts = 0
-        self._first_sent: float | None = None
+        self.sent = self.keyframes = self.idle = self.skipped = self.dropped = self.reconnects = 0
+        self.last_frame_ts = self.last_motion_ts = 0
+        self._first_taken: float | None = None
         self._lock = threading.Lock()
-        self._recent: deque[float] = deque()  # monotonic times of the frames sent in the fps window
+        self._recent: deque[float] = deque()  # monotonic times of the frames taken (sent or idle) in the fps window
         metrics.up.labels(cam).set(0)
 
     def set_state(self, state: str, detail: str = "", error: str | None = None) -> None:
@@ -48,15 +55,30 @@ class CameraStats:
             self.last_error = error
         self.metrics.up.labels(self.cam).set(1 if state == ONLINE else 0)
 
-    def on_sent(self, ts_ms: int) -> None:
+    def on_sent(self, ts_ms: int, key: bool = True) -> None:
         self.sent += 1
         self.last_frame_ts = ts_ms
+        self._taken()
+        self.metrics.sent.labels(self.cam).inc()
+        if key:
+            self.keyframes += 1
+            self.metrics.keyframes.labels(self.cam).inc()
+
+    def on_idle(self) -> None:
+        """A frame due without motion: taken, not sent."""
+        self.idle += 1
+        self._taken()
+        self.metrics.idle.labels(self.cam).inc()
+
+    def on_motion(self, ts_ms: int) -> None:
+        self.last_motion_ts = ts_ms
+
+    def _taken(self) -> None:
         now = time.monotonic()
-        if self._first_sent is None:
-            self._first_sent = now
+        if self._first_taken is None:
+            self._first_taken = now
         with self._lock:
             self._recent.append(now)
-        self.metrics.sent.labels(self.cam).inc()
 
     def on_skipped(self, reason: str) -> None:
         """``backpressure`` (workers lag), ``redis_down`` or ``no_lease``."""
@@ -72,11 +94,14 @@ class CameraStats:
         self.set_state(RECONNECTING, "retrying", error)
 
     def fps(self) -> float:
-        """Frames sent a second over the last few seconds (or since the first frame, if sooner)."""
-        if self._first_sent is None:
+        """Frames taken (sent or idle) a second over the last few seconds (or since the first frame, if sooner).
+
+        Idle frames count: a quiet camera delivers its frames as well as a busy one.
+        """
+        if self._first_taken is None:
             return 0.0
         now = time.monotonic()
-        window = min(FPS_WINDOW_S, now - self._first_sent)
+        window = min(FPS_WINDOW_S, now - self._first_taken)
         with self._lock:
             while self._recent and self._recent[0] < now - FPS_WINDOW_S:
                 self._recent.popleft()
@@ -85,8 +110,9 @@ class CameraStats:
 
     def snapshot(self) -> dict[FieldT, EncodableT]:
         return {"state": self.state, "detail": self.detail, "last_error": self.last_error,
-                "last_frame_ts": self.last_frame_ts, "fps": self.fps(), "sent": self.sent,
-                "skipped": self.skipped, "dropped": self.dropped, "reconnects": self.reconnects}
+                "last_frame_ts": self.last_frame_ts, "last_motion_ts": self.last_motion_ts, "fps": self.fps(),
+                "sent": self.sent, "keyframes": self.keyframes, "idle": self.idle, "skipped": self.skipped,
+                "dropped": self.dropped, "reconnects": self.reconnects}
 
 
 def publish(r: redis.Redis, keys: Keys, producer_id: str, cameras: Iterable[CameraStats]) -> None:

@@ -18,7 +18,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("MASKWATCH_SHARED", ROOT.parent / "shared"))
 MODELS = SHARED / "models"
 DATA = SHARED / "data"
-ARTIFACTS = ROOT / "test-artifacts"  # screenshots and plots a person should look at
 
 # Tests never download: the model folder is the shared one (CI sets the same).
 os.environ.setdefault("MASKWATCH_MODEL_DIR", str(MODELS))
@@ -69,6 +68,6 @@ def yunet_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def artifacts_dir() -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    return ARTIFACTS
+def artifacts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots a person may want to look at go: a temporary folder, never the checkout."""
+    return tmp_path_factory.mktemp("screenshots")

@@ -12,17 +12,18 @@ from tests.conftest import ROOT
 
 
 def test_import_contracts_hold():
-    lint = shutil.which("lint-imports") or str((ROOT / ".venv" / "bin" / "lint-imports"))
+    lint = shutil.which("lint-imports") or str(ROOT / ".venv" / "bin" / "lint-imports")
     if not shutil.which(lint):
         pytest.skip("import-linter is not installed (pip install -e '.[dev]')")
     proc = subprocess.run([lint, "--config", str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("command", [["--help"], ["producer", "--help"], ["dashboard", "--help"], ["camera", "list", "--help"]])
+@pytest.mark.parametrize("command", [["--help"], ["producer", "--help"], ["dashboard", "--help"],
+                                     ["camera", "list", "--help"]])
 def test_cli_help_does_not_load_torch(command):
-    code = ("import sys\nfrom maskwatch.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
-            "assert 'torch' not in sys.modules, 'torch was imported'\n" % command)
+    code = (f"import sys\nfrom maskwatch.cli import main\ntry:\n    main({command!r})\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from maskwatch.artifact import ArtifactError, ModelArtifact, ModelMeta, default_model_path
+from maskwatch.artifact import ModelArtifact, ModelMeta, default_model_path
+from maskwatch.exceptions import ArtifactError
 
 
 def test_round_trip_keeps_meta_and_weights(tmp_path: Path) -> None:

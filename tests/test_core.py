@@ -1,38 +1,31 @@
-"""The core's small pieces: settings, codec, camera configs, credential masking, and their doctests."""
+"""The core's small pieces: settings, codec, camera configs, credential masking.
+
+Their docstrings' examples run as tests too: pytest collects them (--doctest-modules in pyproject.toml).
+"""
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import pytest
 
-from maskwatch.cameras import CameraConfig, CameraError, Registry
-from maskwatch.codec import Face, Frame, MessageError, Result, decode_frame, decode_result, encode_frame, encode_result
+from maskwatch.cameras import CameraConfig, Registry
+from maskwatch.codec import Face, Frame, Result, decode_frame, decode_result, encode_frame, encode_result
+from maskwatch.exceptions import CameraError, MessageError, SettingsError
 from maskwatch.keys import Keys
 from maskwatch.redaction import mask_text, mask_url
-from maskwatch.settings import Settings, SettingsError
-
-DOCTESTED = ["maskwatch.settings", "maskwatch.codec", "maskwatch.keys", "maskwatch.redaction", "maskwatch.cameras",
-             "maskwatch.artifact", "maskwatch.vision.crop", "maskwatch.vision.preprocess", "bench.scenes.compose",
-             "maskwatch.signing"]
-
-
-@pytest.mark.parametrize("module", DOCTESTED)
-def test_docstring_examples_run(module):
-    result = doctest.testmod(importlib.import_module(module))
-    assert result.failed == 0 and result.attempted > 0
+from maskwatch.settings import Settings
 
 
 def test_settings_come_from_env_and_flags_override():
-    s = Settings.from_env({"MASKWATCH_BATCH_SIZE": "32", "MASKWATCH_ALLOW_NO_TOKEN": "yes", "MASKWATCH_MODEL_DIR": "/m"})
+    s = Settings.from_env({"MASKWATCH_BATCH_SIZE": "32", "MASKWATCH_ALLOW_NO_TOKEN": "yes",
+                           "MASKWATCH_MODEL_DIR": "/m"})
     assert (s.batch_size, s.allow_no_token, str(s.model_dir)) == (32, True, "/m")
     assert s.override(batch_size=8).batch_size == 8
 
 
 @pytest.mark.parametrize("env, named", [({"MASKWATCH_BATCH_SIZE": "many"}, "MASKWATCH_BATCH_SIZE"),
                                         ({"MASKWATCH_RUNTIME": "tensorrt"}, "MASKWATCH_RUNTIME"),
-                                        ({"MASKWATCH_FRAMES_MAXLEN": "100"}, "MASKWATCH_FRAMES_MAXLEN")])
+                                        ({"MASKWATCH_FRAMES_MAXLEN": "100", "MASKWATCH_LAG_THRESHOLD": "200"},
+                                         "MASKWATCH_FRAMES_MAXLEN")])
 def test_bad_settings_name_the_variable(env, named):
     with pytest.raises(SettingsError, match=named):
         Settings.from_env(env)
@@ -47,7 +40,8 @@ def test_secrets_stay_out_of_safe_settings():
 
 def test_frame_and_result_round_trip():
     f = Frame(cam="gate", seq=3, ts=1, w=2, h=2, jpg=b"\xff\xd8\x00")
-    assert decode_frame({k.encode(): str(v).encode() if not isinstance(v, bytes) else v for k, v in encode_frame(f).items()}) == f
+    entry = {k.encode(): str(v).encode() if not isinstance(v, bytes) else v for k, v in encode_frame(f).items()}
+    assert decode_frame(entry) == f
     r = Result(cam="gate", seq=3, ts=1, done_ts=2, faces=[Face((1, 2, 3, 4), "without_mask", 0.875)], worker="w")
     assert decode_result(encode_result(r)) == r
 
@@ -72,15 +66,30 @@ def test_malformed_result_faces_are_refused():
         decode_result(entry)
 
 
-def test_camera_configs_are_validated_with_the_field_named():
-    with pytest.raises(CameraError, match="'fps'"):
-        CameraConfig(id="a", url="rtsp://x", fps=0)
-    with pytest.raises(CameraError, match="'roi'"):
-        CameraConfig(id="a", url="rtsp://x", roi=(0, 0, 2, 1))
-    with pytest.raises(CameraError, match="unknown field"):
-        CameraConfig.from_dict("a", {"url": "x", "fsp": 5})
-    with pytest.raises(ValueError, match="camera id"):
-        CameraConfig(id="bad id!", url="x")
+@pytest.mark.parametrize("cam_id, data, words", [
+    ("a", {"url": "rtsp://x", "fps": 0}, "field 'fps': input should be greater than 0, got 0"),
+    ("a", {"url": "rtsp://x", "fps": 61}, "field 'fps'"),
+    ("a", {"url": "rtsp://x", "max_width": 32}, "field 'max_width'"),
+    ("a", {"url": "rtsp://x", "jpeg_quality": 101}, "field 'jpeg_quality'"),
+    ("a", {"url": "rtsp://x", "roi": [0, 0, 2, 1]}, "field 'roi'"),
+    ("a", {"url": "rtsp://x", "roi": [0, 0, 0, 1]}, "field 'roi'"),
+    ("a", {"url": "rtsp://x", "min_face_px": 0}, "field 'min_face_px'"),
+    ("a", {"url": " "}, "field 'url'"),
+    ("a", {}, "field 'url' is required"),
+    ("a", {"url": "x", "fsp": 5}, "unknown field 'fsp'"),
+    ("bad id!", {"url": "x"}, "camera id 'bad id!' is not valid"),
+])
+def test_camera_configs_are_validated_with_the_field_named(cam_id, data, words):
+    with pytest.raises(CameraError) as err:
+        CameraConfig.from_dict(cam_id, data)
+    assert words in str(err.value) and str(err.value).startswith(f"camera {cam_id!r}: ")
+
+
+def test_a_valid_camera_config_survives_json_and_masks_its_password_when_shown():
+    cam = CameraConfig.from_dict("lobby", {"url": "rtsp://admin:hunter2@cam/1", "fps": 60, "max_width": 64,
+                                           "jpeg_quality": 10, "roi": [0, 0.25, 1, 0.75], "min_face_px": 1})
+    assert CameraConfig.from_json("lobby", cam.to_json()) == cam and cam.roi == (0, 0.25, 1, 0.75)
+    assert "hunter2" not in repr(cam) and "hunter2" not in str(cam.public()) and "hunter2" in cam.to_json()
 
 
 def test_registry_round_trip_bumps_the_version_and_keeps_bad_entries_apart(r, keys: Keys):
@@ -96,5 +105,6 @@ def test_registry_round_trip_bumps_the_version_and_keeps_bad_entries_apart(r, ke
 
 def test_passwords_are_masked_in_text():
     url = "rtsp://admin:hunter2@cam.local/stream"
-    assert mask_text(f"cannot open {url}: 401 for hunter2", url) == "cannot open rtsp://admin:***@cam.local/stream: 401 for ***"
+    assert mask_text(f"cannot open {url}: 401 for hunter2", url) == \
+        "cannot open rtsp://admin:***@cam.local/stream: 401 for ***"
     assert mask_url("rtsp://cam.local/stream") == "rtsp://cam.local/stream"

@@ -20,12 +20,13 @@ from pydantic import BaseModel
 from dashboard import models
 from dashboard.server import GRACEFUL_SHUTDOWN_S
 from maskwatch.cameras import Registry
-from maskwatch.codec import Frame, encode_frame
 from maskwatch.cli.embedded_redis import free_port
+from maskwatch.codec import Frame, encode_frame
 from maskwatch.keys import Keys
+from maskwatch.leases import WORKER, Leases
 from maskwatch.settings import Settings
 from maskwatch.streams import ensure_group
-from tests.test_dashboard_support import (
+from tests.support.dashboard import (
     Shot,
     add_camera,
     publish_latest,
@@ -33,6 +34,7 @@ from tests.test_dashboard_support import (
     serve,
     set_status,
 )
+from tests.support.waiting import wait_for
 from worker.consumer import FrameSource
 from worker.deadletter import DeadLetters
 from worker.heartbeat import Heartbeat, Throughput
@@ -50,7 +52,9 @@ def api(settings: Settings) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def seeded(r: redis.Redis, keys: Keys, settings: Settings) -> int:
-    """lobby: 0 of 1 masked 30 h ago, 5 of 5 at 3 h, 0 of 2 at 30 min, 3 of 4 at 10 min (in capture order); gate: nothing."""
+    """lobby: 0 of 1 masked 30 h ago, 5 of 5 at 3 h, 0 of 2 at 30 min, 3 of 4 at 10 min (in capture order).
+
+    gate: nothing."""
     now = int(time.time() * 1000)
     add_camera(r, keys, "lobby")
     add_camera(r, keys, "gate", url="http://gate.local/snap.jpg?user=op&password=pw123")
@@ -129,8 +133,10 @@ def test_compliance_of_unknown_camera_is_404(api: httpx.Client, seeded: int) -> 
     assert api.get("/api/cameras/nowhere/compliance").status_code == 404
 
 
-def test_events_filter_and_snapshots(api: httpx.Client, r: redis.Redis, keys: Keys, settings: Settings, seeded: int) -> None:
-    record(r, keys, settings.override(event_throttle_s=0.001), [Shot("gate", seeded - MIN, ["without_mask"], event=True)])
+def test_events_filter_and_snapshots(api: httpx.Client, r: redis.Redis, keys: Keys, settings: Settings,
+                                     seeded: int) -> None:
+    record(r, keys, settings.override(event_throttle_s=0.001),
+           [Shot("gate", seeded - MIN, ["without_mask"], event=True)])
     everything = api.get("/api/events").json()
     assert [e["camera"] for e in everything] == ["gate", "lobby", "lobby"]
     lobby = api.get("/api/events", params={"camera": "lobby"}).json()
@@ -155,30 +161,65 @@ def test_latest_frame(api: httpx.Client, r: redis.Redis, keys: Keys, seeded: int
     assert cv2.imdecode(np.frombuffer(resp.content, np.uint8), cv2.IMREAD_COLOR).shape == (360, 640, 3)
 
 
-def test_system_reports_workers_lag_and_dead_letters(api: httpx.Client, r: redis.Redis, keys: Keys, seeded: int) -> None:
+def test_system_reports_workers_lag_and_dead_letters(api: httpx.Client, r: redis.Redis, keys: Keys,
+                                                      seeded: int) -> None:
+    """Two cameras' frames streams: the site's lag is the sum of the cameras' lags, each camera shows its own."""
     beat = Heartbeat(r, keys, "w1", {"device": "cpu", "runtime": "onnx", "batch_size": 16}, Throughput(frames=40),
                      ttl_ms=5000, interval_s=0.05)
     beat.start()
     try:
-        ensure_group(r, keys)
+        assert Leases(r, keys, "w1", ttl_ms=60_000, role=WORKER).acquire("lobby")
+        for cam in ("lobby", "gate"):  # as the producers do before they send
+            ensure_group(r, keys, cam)
         for seq in range(6):  # frames no worker has read yet
-            r.xadd(keys.frames, encode_frame(Frame("lobby", 1000 + seq, seeded, 8, 8, b"\xff\xd8")))
-        bad = FrameSource(r, keys, "w1", batch_size=1, max_wait_ms=0, claim_idle_ms=600_000).next_batch()
-        DeadLetters(r, keys, "w1").send(bad[0].id, bad[0].fields, "not a JPEG", 1)
-        deadline = time.monotonic() + 5
-        while not r.exists(keys.worker("w1")) and time.monotonic() < deadline:
-            time.sleep(0.02)
+            r.xadd(keys.frames("lobby"), encode_frame(Frame("lobby", 1000 + seq, seeded, 8, 8, b"\xff\xd8")))
+        for seq in range(3):
+            r.xadd(keys.frames("gate"), encode_frame(Frame("gate", 2000 + seq, seeded, 8, 8, b"\xff\xd8")))
+        source = FrameSource(r, keys, "w1", batch_size=1, max_wait_ms=0)
+        source.add("lobby")
+        bad = source.next_batch()
+        DeadLetters(r, keys, "w1").send("lobby", bad[0].id, bad[0].fields, "not a JPEG", 1)
+        wait_for(lambda: r.exists(keys.worker("w1")), 5, "the worker's heartbeat", every=0.02)
         system = api.get("/api/system").json()
+        lobby = api.get("/api/cameras/lobby").json()
     finally:
         beat.stop()
         beat.join(2)
-    assert system["queue"]["lag"] == 5 and system["queue"]["pending"] == 0
+    cams = by_id(system["cameras"])
+    assert (cams["lobby"]["lag"], cams["gate"]["lag"]) == (5, 3)
+    assert system["queue"]["lag"] == cams["lobby"]["lag"] + cams["gate"]["lag"] == 8
+    assert system["queue"]["pending"] == 0 and system["queue"]["cameras"] == 2
     assert system["dead_lettered"] == 1 and system["dlq_length"] == 1
-    assert system["workers_alive"] == 1
+    assert system["workers_alive"] == 1 and system["queue"]["consumers"] == 1
     worker = system["workers"][0]
     assert worker["id"] == "w1" and worker["device"] == "cpu" and worker["batch_size"] == 16 and worker["alive"]
-    assert by_id(system["cameras"])["lobby"]["skipped"] == 7
+    assert worker["cameras"] == ["lobby"]
+    assert (cams["lobby"]["worker"], cams["gate"]["worker"]) == ("w1", None)
+    assert cams["lobby"]["skipped"] == 7
+    # the stream keeps the 6 frames the seeding committed beside the 6 new ones, until trimmed
+    assert lobby["queue"] == {"length": 12, "lag": 5, "pending": 0, "worker": "w1"}
     assert api.get("/api/workers").json() == []  # the heartbeat key went with the stopped worker
+
+
+def test_a_camera_where_nothing_moves_reads_quiet_not_offline(api: httpx.Client, r: redis.Redis, keys: Keys,
+                                                               seeded: int) -> None:
+    """Motion gating: a camera online with frames counted idle and no motion for minutes is quiet, and says so."""
+    add_camera(r, keys, "yard")
+    set_status(r, keys, "gate", idle=900, last_motion_ts=seeded - 3 * MIN, last_frame_ts=seeded - 1500)
+    set_status(r, keys, "yard", idle=40)  # never saw motion since it started
+    set_status(r, keys, "lobby", idle=10, last_motion_ts=seeded - 1000, last_frame_ts=seeded - 1000)
+    cams = by_id(api.get("/api/cameras").json())
+    assert (cams["gate"]["status"], cams["gate"]["quiet"]) == ("online", True)
+    assert 3 * 60 <= cams["gate"]["last_motion_age_s"] < 4 * 60
+    assert (cams["yard"]["status"], cams["yard"]["quiet"], cams["yard"]["last_motion_age_s"]) == ("online", True, None)
+    assert (cams["lobby"]["status"], cams["lobby"]["quiet"]) == ("online", False)
+    gate = api.get("/api/cameras/gate").json()["status_detail"]
+    assert gate["idle"] == 900 and gate["last_motion_ts"] == seeded - 3 * MIN
+    assert by_id(api.get("/api/system").json()["cameras"])["gate"]["quiet"] is True
+    assert api.get("/api/overview").json()["site"]["online"] == 3  # quiet cameras are online
+
+    set_status(r, keys, "gate", "reconnecting", idle=900, last_motion_ts=seeded - 3 * MIN)
+    assert by_id(api.get("/api/cameras").json())["gate"]["quiet"] is False  # a camera that is down is not quiet
 
 
 def test_write_endpoints_need_the_bearer_token(api: httpx.Client, r: redis.Redis, keys: Keys) -> None:
@@ -213,12 +254,14 @@ def test_camera_lifecycle_with_token(api: httpx.Client, r: redis.Redis, keys: Ke
 @pytest.mark.parametrize(("method", "path", "body", "field", "words"), [
     ("post", "/api/cameras", {"id": "x"}, "url", "Field required"),
     ("post", "/api/cameras", {"id": "x", "url": "u", "colour": "red"}, "colour", "Extra inputs"),
-    ("post", "/api/cameras", {"id": "bad id!", "url": "u"}, None, "camera id 'bad id!' is not valid"),
-    ("post", "/api/cameras", {"id": "x", "url": "u", "fps": 0}, None, "field 'fps' must be in (0, 60]"),
-    ("post", "/api/cameras", {"id": "x", "url": "u", "roi": [0, 0, 2, 1]}, None, "field 'roi'"),
+    ("post", "/api/cameras", {"id": "bad id!", "url": "u"}, "id", "camera id 'bad id!' is not valid"),
+    ("post", "/api/cameras", {"id": "x", "url": "u", "fps": 0}, "fps", "greater than 0"),
+    ("post", "/api/cameras", {"id": "x", "url": "u", "roi": [0, 0, 2, 1]}, None, "less than or equal to 1"),
+    ("post", "/api/cameras", {"id": "x", "url": "u", "roi": [0, 0, 0, 1]}, "roi", "w and h above 0"),
     ("patch", "/api/cameras/dock", {"fps": "fast"}, "fps", "valid number"),
     ("patch", "/api/cameras/dock", {"url": None}, "url", "cannot be null"),
-    ("patch", "/api/cameras/dock", {"jpeg_quality": 101}, None, "field 'jpeg_quality'"),
+    ("patch", "/api/cameras/dock", {"jpeg_quality": 101}, "jpeg_quality", "less than or equal to 100"),
+    ("patch", "/api/cameras/dock", {"roi": [0, 0, 1, 0]}, None, "field 'roi'"),
 ])
 def test_malformed_bodies_are_422_naming_the_field(api: httpx.Client, r: redis.Redis, keys: Keys, method: str,
                                                    path: str, body: dict, field: str | None, words: str) -> None:
@@ -272,7 +315,8 @@ def test_openapi_describes_every_field(api: httpx.Client) -> None:
     for path in ("/api/cameras", "/api/cameras/{camera_id}", "/api/cameras/{camera_id}/compliance", "/api/events",
                  "/api/workers", "/api/system", "/healthz", "/readyz", "/metrics", "/api/live"):
         assert path in spec["paths"], path
-    assert {"post"} <= set(spec["paths"]["/api/cameras"]) and {"patch", "delete"} <= set(spec["paths"]["/api/cameras/{camera_id}"])
+    assert {"post"} <= set(spec["paths"]["/api/cameras"])
+    assert {"patch", "delete"} <= set(spec["paths"]["/api/cameras/{camera_id}"])
     assert spec["paths"]["/api/cameras"]["post"]["security"] == [{"HTTPBearer": []}]
     ours = {name for name, obj in vars(models).items() if isinstance(obj, type) and issubclass(obj, BaseModel)}
     schemas = {name: schema for name, schema in spec["components"]["schemas"].items() if name in ours}
@@ -328,15 +372,15 @@ def test_cli_serves_and_stops_promptly_with_live_viewers(settings: Settings, tmp
     log = (tmp_path / "dashboard.log").open("wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
+        def ready() -> bool:
+            assert proc.poll() is None, (tmp_path / "dashboard.log").read_text()
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
+                return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
             except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "dashboard.log").read_text()
-            time.sleep(0.2)
+                return False
+
+        wait_for(ready, 30, lambda: "the dashboard to be ready; log:\n" + (tmp_path / "dashboard.log").read_text(),
+                 every=0.2)
         busy = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
         assert busy.returncode == 1 and "address already in use" in busy.stderr and "--port" in busy.stderr
         with httpx.stream("GET", f"http://127.0.0.1:{port}/api/live", timeout=10) as live:

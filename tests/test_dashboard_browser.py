@@ -1,7 +1,9 @@
 """The dashboard in a real headless browser: Playwright driving Debian's chromium (never a downloaded one).
 
-Screenshots land in test-artifacts/ for a person to look at; set MASKWATCH_UPDATE_DOCS_IMG=1 to
-also refresh the README's docs/img/dashboard.png (written anyway when it is missing).
+Screenshots go to the session's temporary folder, ``screenshots0/`` under pytest's base temp
+(``--basetemp DIR`` puts it where you want). The tests never write into the checkout unless asked:
+``MASKWATCH_UPDATE_SCREENSHOTS=1`` also copies the overview into docs/img/dashboard.png, the
+README's picture.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import numpy as np
 import pytest
 import redis
 
+from maskwatch.codec import Frame, encode_frame
 from maskwatch.keys import Keys
 from maskwatch.settings import Settings
+from maskwatch.streams import ensure_group
 from tests.conftest import ROOT
-from tests.test_dashboard_support import (
+from tests.support.dashboard import (
     Shot,
     add_camera,
     publish_latest,
@@ -36,8 +40,10 @@ DOCS_IMG = ROOT / "docs" / "img" / "dashboard.png"
 MIN = 60_000
 
 if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is absent (Debian: apt-get install chromium); browser tests need it", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the browser itself comes from Debian)")
+    pytest.skip(f"{CHROMIUM} is absent (Debian: apt-get install chromium); browser tests need it",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api",
+                               reason="pip install playwright (the browser itself comes from Debian)")
 expect = sync_api.expect
 
 # Share of masked faces per camera; lobby's last 15 minutes are fixed so the test knows the figure.
@@ -50,7 +56,8 @@ def _labels(rng: np.random.Generator, share: float, n: int) -> list[str]:
 
 def seed_site(r: redis.Redis, keys: Keys, settings: Settings, now: int) -> dict[str, int]:
     """A day of statistics for four cameras; lobby's last hour holds exactly 9 of 12 faces masked, in three frames
-    at 3, 6 and 9 minutes ago (two of them with a violation event), and its day before that 68 frames of 6 faces."""
+    at 3, 6 and 9 minutes ago (two of them with a violation event), and its day before that 68 frames of 6 faces.
+    yard is online but quiet: nothing has moved there for 5 minutes, its frames are counted idle."""
     rng = np.random.default_rng(7)
     shots = []
     for cam, share in SITE.items():
@@ -70,6 +77,7 @@ def seed_site(r: redis.Redis, keys: Keys, settings: Settings, now: int) -> dict[
     set_status(r, keys, "lobby", last_frame_ts=now - 900)
     set_status(r, keys, "platform-2", "reconnecting", last_frame_ts=now - 42_000,
                last_error="cannot open rtsp://admin:***@10.0.0.9/stream1")
+    set_status(r, keys, "yard", last_frame_ts=now - 1500, idle=1500, last_motion_ts=now - 5 * MIN)
     for i, cam in enumerate(("gate", "lobby", "platform-2")):
         publish_latest(r, keys, cam, [["with_mask", "with_mask"], ["with_mask", "without_mask", "with_mask"],
                                       ["without_mask"]][i], seed=i)
@@ -112,13 +120,15 @@ def test_overview_shows_the_stats_and_updates_without_reload(browser, site: str,
     expect(lobby.locator("[data-status]")).to_have_text("online")
     expect(_tile(page, "yard").locator('[data-window="15m"]')).to_have_text("–")
     expect(_tile(page, "platform-2").locator("[data-status]")).to_have_text("reconnecting")
+    yard = _tile(page, "yard")
+    expect(yard.locator("[data-status]")).to_have_text("quiet")  # online, nothing moving: not offline
+    expect(yard.locator("[data-age]")).to_have_text("no motion for 5 min")
     expect(page.locator("#live")).to_have_text("live")
     # warning colour: 75% sits between the warn (70%) and good (90%) thresholds
     assert "grade-warn" in lobby.get_attribute("class")
     _wait_for_frames(page)
     page.screenshot(path=str(artifacts_dir / "dashboard.png"))
-    if os.environ.get("MASKWATCH_UPDATE_DOCS_IMG") or not DOCS_IMG.exists():
-        DOCS_IMG.parent.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("MASKWATCH_UPDATE_SCREENSHOTS") == "1":
         shutil.copyfile(artifacts_dir / "dashboard.png", DOCS_IMG)
 
     page.evaluate("window.__sameDocument = true")
@@ -147,12 +157,14 @@ def test_camera_page_draws_the_chart_and_violations(browser, site: str, r: redis
     expect(chart).to_have_attribute("data-faces", "12")  # 1 h window: the three frames of 4 faces
     assert int(chart.get_attribute("data-points")) in (61, 62)
     coloured = page.evaluate("""() => {
-        const c = document.getElementById('chart'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const c = document.getElementById('chart');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] > 200 && d[i + 1] > 150 && d[i + 2] < 100) n++;
         return n; }""")  # amber dots: every step of lobby is at 75%, a warning
     assert coloured > 50, "no compliance points drawn"
     expect(page.locator(".event")).to_have_count(2)
-    page.wait_for_function("() => [...document.querySelectorAll('.event img')].every(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_function("() => [...document.querySelectorAll('.event img')]"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
     settings_text = page.locator("#settings").inner_text()
     assert "admin:***@10.0.0.5" in settings_text and "hunter2" not in page.content()
     page.screenshot(path=str(artifacts_dir / "dashboard-camera.png"), full_page=True)
@@ -168,6 +180,9 @@ def test_camera_page_draws_the_chart_and_violations(browser, site: str, r: redis
 
 
 def test_system_page_lists_workers(browser, site: str, r: redis.Redis, keys: Keys, artifacts_dir: Path) -> None:
+    ensure_group(r, keys, "gate")
+    for seq in range(3):  # gate's frames wait for a worker: its lag, and the site's
+        r.xadd(keys.frames("gate"), encode_frame(Frame("gate", 9000 + seq, int(time.time() * 1000), 8, 8, b"x")))
     beat = Heartbeat(r, keys, "gpu-node-1", {"device": "cuda:0", "runtime": "torch", "batch_size": 32},
                      Throughput(frames=1234, crops=3000), ttl_ms=5000, interval_s=0.05)
     beat.start()
@@ -179,6 +194,11 @@ def test_system_page_lists_workers(browser, site: str, r: redis.Redis, keys: Key
         expect(row.first).to_contain_text("cuda:0")
         expect(page.locator('[data-stat="workers"] dd')).to_have_text("1")
         expect(page.locator("#flows tbody tr")).to_have_count(4)
+        expect(page.locator('[data-stat="lag"] dd')).to_have_text("3")
+        gate = page.locator("#flows tbody tr", has_text="gate")
+        lag_column = page.locator("#flows thead th").all_inner_texts().index("LAG")
+        expect(gate.locator("td").nth(lag_column)).to_have_text("3")
+        expect(page.locator("#flows tbody tr", has_text="yard").locator(".status")).to_have_text("quiet")
         page.screenshot(path=str(artifacts_dir / "dashboard-system.png"), full_page=True)
         page.close()
     finally:

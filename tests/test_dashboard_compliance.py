@@ -14,7 +14,7 @@ from maskwatch import compliance
 from maskwatch.compliance import Counts
 from maskwatch.keys import Keys
 from maskwatch.settings import Settings
-from tests.test_dashboard_support import Shot, record
+from tests.support.dashboard import Shot, record
 
 MIN = 60_000
 # 00:05:30 UTC: the last 15 minutes and the last day both reach back into the day before.
@@ -65,7 +65,8 @@ def test_nothing_older_than_the_retention_is_read(r: redis.Redis, keys: Keys, se
 def test_dashboard_reads_old_minutes_once_a_minute(r: redis.Redis, keys: Keys, settings: Settings) -> None:
     """The overview windows: recent minutes always fresh, older ones re-read when the minute turns."""
     state = DashboardState(settings, r)
-    record(r, keys, settings, [Shot("lobby", NOW - 5 * MIN, ["with_mask"]), Shot("lobby", NOW - 40 * MIN, ["with_mask"])])
+    record(r, keys, settings, [Shot("lobby", NOW - 5 * MIN, ["with_mask"]),
+                               Shot("lobby", NOW - 40 * MIN, ["with_mask"])])
     first = window_counts(state, ["lobby"], NOW)["lobby"]
     assert (first[900].faces, first[3600].faces) == (1, 2)
     record(r, keys, settings, [Shot("lobby", NOW - 4 * MIN, ["without_mask"]),    # fresh: counted at once

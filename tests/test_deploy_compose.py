@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 
 from maskwatch.cli.camera import load_camera_file
-from tests.test_deploy_support import COMPOSE_FILE, ROOT, load_compose, maskwatch_args, metrics_port, settings_fields
+from tests.support.deploy import COMPOSE_FILE, ROOT, load_compose, maskwatch_args, metrics_port, settings_fields
 
 SCHEMA = json.loads((ROOT / "tests/data/compose-spec/compose-spec.json").read_text())
 LONG_RUNNING = ("producer", "worker", "worker-gpu", "dashboard", "jobs")  # services that serve /healthz and /metrics

@@ -20,8 +20,18 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.test_deploy_support import (COMPOSE_FILE, K8S, PROMTOOL_INSTALL, ROOT, kustomize, load_compose, maskwatch_args,
-                                       need_tool, run_tool, settings_fields)
+from tests.support.deploy import (
+    COMPOSE_FILE,
+    K8S,
+    PROMTOOL_INSTALL,
+    ROOT,
+    kustomize,
+    load_compose,
+    maskwatch_args,
+    need_tool,
+    run_tool,
+    settings_fields,
+)
 
 DOCS = ("README.md", "docs/deploy.md")
 SHELL_FENCES = {"sh", "bash", "shell", "console"}
@@ -40,7 +50,8 @@ def deploy_text(doc: str) -> str:
 
 
 def fenced_blocks(text: str, fences: set[str]) -> list[str]:
-    return [m.group(2) for m in re.finditer(r"^\s*```(\w+)\n(.*?)^\s*```", text, flags=re.M | re.S) if m.group(1) in fences]
+    blocks = re.finditer(r"^\s*```(\w+)\n(.*?)^\s*```", text, flags=re.M | re.S)
+    return [m.group(2) for m in blocks if m.group(1) in fences]
 
 
 def shell_commands(text: str) -> list[list[str]]:
@@ -187,7 +198,8 @@ def test_the_overlay_of_your_own_in_docs_deploy_renders_with_your_cameras_and_to
     (site / "secrets.env").write_text("MASKWATCH_API_TOKEN=t0ken\nMASKWATCH_WEBHOOK_URL=\nMASKWATCH_WEBHOOK_SECRET=\n")
     objects = kustomize(site)
     wanted = yaml.safe_load(block)["images"][0]
-    images = {c["image"] for o in objects if o["kind"] == "Deployment" for c in o["spec"]["template"]["spec"]["containers"]}
+    images = {c["image"] for o in objects if o["kind"] == "Deployment"
+              for c in o["spec"]["template"]["spec"]["containers"]}
     assert images == {f"{wanted['newName']}:{wanted['newTag']}"}
     secrets = {o["metadata"]["name"].rsplit("-", 1)[0]: o for o in objects if o["kind"] == "Secret"}
     assert base64.b64decode(secrets["maskwatch-secrets"]["data"]["MASKWATCH_API_TOKEN"]) == b"t0ken"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_deploy_support import ROOT, dockerignore_rules, in_build_context
+from tests.support.deploy import ROOT, dockerignore_rules, in_build_context
 
 DOCKERFILES = {"cpu": ROOT / "deploy/docker/Dockerfile.cpu", "cuda": ROOT / "deploy/docker/Dockerfile.cuda"}
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -163,4 +163,5 @@ def test_dockerignore_keeps_tests_data_and_history_out() -> None:
 def test_the_cpu_install_reads_yaml_camera_files() -> None:
     """The deployments import cameras from a YAML file, so PyYAML must be a base dependency, not a dev one."""
     base = [re.split(r"[<>=!~ \[;]", d)[0].lower() for d in PYPROJECT["project"]["dependencies"]]
-    assert "pyyaml" in base, "add pyyaml to [project] dependencies: `maskwatch camera import cameras.yaml` needs it in the images"
+    assert "pyyaml" in base, \
+        "add pyyaml to [project] dependencies: `maskwatch camera import cameras.yaml` needs it in the images"

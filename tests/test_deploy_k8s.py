@@ -1,7 +1,7 @@
 """deploy/k8s: each overlay renders with `kubectl kustomize`, validates against the Kubernetes
 schemas (kubernetes-validate, strict: unknown fields fail) and is wired the way MaskWatch runs:
 commands that parse, probes on the ports the processes serve, resources, disruption budgets,
-secrets kept in Secrets, and a KEDA ScaledObject on the workers group's lag.
+secrets kept in Secrets, and a KEDA ScaledObject on the cameras' lags summed (through Prometheus).
 """
 
 from __future__ import annotations
@@ -13,20 +13,31 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from maskwatch.cli.camera import load_camera_file
-from maskwatch.keys import Keys
 from maskwatch.settings import Settings
-from tests.test_deploy_support import (K8S, MASKWATCH_IMAGE_NAMES, OVERLAYS, kustomize, maskwatch_args, metrics_port,
-                                       settings_fields)
+from tests.support.deploy import (
+    K8S,
+    MASKWATCH_IMAGE_NAMES,
+    OVERLAYS,
+    PROMETHEUS,
+    PROMTOOL_INSTALL,
+    kustomize,
+    maskwatch_args,
+    metrics_port,
+    need_tool,
+    run_tool,
+    settings_fields,
+)
 
 KUBERNETES_VERSIONS = ("1.29", "1.34")  # an older cluster still in support, and a recent one
-# Fields of KEDA's ScaledObject (keda.sh/v1alpha1) and of its redis-streams trigger: kubernetes-validate has no CRDs.
+# Fields of KEDA's ScaledObject (keda.sh/v1alpha1) and of its prometheus trigger: kubernetes-validate has no CRDs.
 SCALEDOBJECT_SPEC = {"scaleTargetRef", "pollingInterval", "cooldownPeriod", "initialCooldownPeriod", "idleReplicaCount",
                      "minReplicaCount", "maxReplicaCount", "fallback", "advanced", "triggers"}
-REDIS_STREAMS_METADATA = {"address", "addressFromEnv", "host", "hostFromEnv", "port", "portFromEnv", "username",
-                          "usernameFromEnv", "passwordFromEnv", "databaseIndex", "enableTLS", "unsafeSsl", "stream",
-                          "consumerGroup", "pendingEntriesCount", "streamLength", "lagCount", "activationLagCount"}
+FALLBACK = {"failureThreshold", "replicas", "behavior"}
+PROMETHEUS_METADATA = {"serverAddress", "query", "queryParameters", "threshold", "activationThreshold", "namespace",
+                       "customHeaders", "ignoreNullValues", "unsafeSsl", "timeout"}
 
 
 class Rendered:
@@ -80,19 +91,21 @@ def test_overlay_validates_against_the_kubernetes_schemas(overlay: tuple[str, Re
             try:
                 kubernetes_validate.validate(obj, version, strict=True)
             except kubernetes_validate.ValidationError as exc:
-                pytest.fail(f"{obj['kind']} {obj['metadata']['name']} is not valid for Kubernetes {version}: {exc.message}")
+                pytest.fail(f"{obj['kind']} {obj['metadata']['name']} is not valid for Kubernetes {version}: "
+                            f"{exc.message}")
 
 
 def test_deployments_cover_every_process(overlay: tuple[str, Rendered]) -> None:
     _, rendered = overlay
-    commands = {maskwatch_args(c["args"]).command for w, c in rendered.maskwatch_containers() if w["kind"] == "Deployment"}
+    commands = {maskwatch_args(c["args"]).command for w, c in rendered.maskwatch_containers()
+                if w["kind"] == "Deployment"}
     assert commands >= {"producer", "worker", "dashboard", "jobs"}
     assert rendered.get("StatefulSet", "redis")["spec"]["volumeClaimTemplates"], "Redis keeps no data across restarts"
 
 
 def test_every_maskwatch_container_runs_a_command_that_parses(overlay: tuple[str, Rendered]) -> None:
     _, rendered = overlay
-    for workload, container in rendered.maskwatch_containers():
+    for _, container in rendered.maskwatch_containers():
         assert "command" not in container, "the image's entrypoint is `maskwatch`; give the subcommand in args"
         maskwatch_args(container["args"])
 
@@ -107,7 +120,8 @@ def test_probes_and_prometheus_annotations_use_the_port_each_process_serves(over
         port = metrics_port(args)
         for probe in ("livenessProbe", "readinessProbe"):
             get = container[probe]["httpGet"]
-            assert ports.get(get["port"], get["port"]) == port, f"{workload['metadata']['name']}: {probe} on the wrong port"
+            assert ports.get(get["port"], get["port"]) == port, \
+                f"{workload['metadata']['name']}: {probe} on the wrong port"
             assert get["path"] in {"/healthz", "/readyz"}
         annotations = workload["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true"
@@ -156,7 +170,8 @@ def test_disruption_budgets_select_the_processes_and_never_block_a_drain(overlay
         deployment = matches[0]
         covered.add(deployment["metadata"]["name"])
         if "minAvailable" in pdb["spec"]:
-            assert pdb["spec"]["minAvailable"] < deployment["spec"]["replicas"], "a node drain could never evict these pods"
+            assert pdb["spec"]["minAvailable"] < deployment["spec"]["replicas"], \
+                "a node drain could never evict these pods"
     assert covered >= {"producer", "worker", "dashboard"}
 
 
@@ -190,43 +205,74 @@ def test_secrets_hold_camera_urls_and_tokens(overlay: tuple[str, Rendered], tmp_
     volume = next(v for v in producer["volumes"] if v["name"] == mount["name"])
     assert volume["secret"]["secretName"] == cameras_secret["metadata"]["name"]
     tokens_secret = rendered.named("Secret", "maskwatch-secrets")["metadata"]["name"]
-    for workload, container in rendered.maskwatch_containers():
+    for _, container in rendered.maskwatch_containers():
         for env in container.get("env", []):
             if env["name"] in tokens:
                 assert env["valueFrom"]["secretKeyRef"]["name"] == tokens_secret
 
 
-def test_keda_scales_workers_on_the_lag_of_the_workers_group(overlay: tuple[str, Rendered]) -> None:
-    _, rendered = overlay
+def _scaled_object(rendered: Rendered) -> dict[str, Any]:
     (scaled,) = rendered.all("ScaledObject")
     assert scaled["apiVersion"] == "keda.sh/v1alpha1"
-    spec = scaled["spec"]
-    assert set(spec) <= SCALEDOBJECT_SPEC, f"unknown ScaledObject fields {set(spec) - SCALEDOBJECT_SPEC}"
+    unknown = set(scaled["spec"]) - SCALEDOBJECT_SPEC
+    assert not unknown, f"unknown ScaledObject fields {unknown}"
+    return scaled
+
+
+def test_keda_scales_the_workers_within_the_cameras_lag(overlay: tuple[str, Rendered]) -> None:
+    _, rendered = overlay
+    spec = _scaled_object(rendered)["spec"]
     target = spec["scaleTargetRef"]
     assert target.get("kind", "Deployment") == "Deployment"
     worker = rendered.get("Deployment", target["name"])
     assert maskwatch_args(worker["spec"]["template"]["spec"]["containers"][0]["args"]).command == "worker"
-    assert "replicas" not in worker["spec"], "KEDA owns the worker count; a replicas field would reset it on every apply"
+    assert "replicas" not in worker["spec"], \
+        "KEDA owns the worker count; a replicas field would reset it on every apply"
     assert 1 <= spec["minReplicaCount"] < spec["maxReplicaCount"]
+    assert set(spec["fallback"]) <= FALLBACK and spec["fallback"]["failureThreshold"] >= 1
+    assert spec["minReplicaCount"] <= spec["fallback"]["replicas"] <= spec["maxReplicaCount"]
 
     (trigger,) = spec["triggers"]
-    assert trigger["type"] == "redis-streams"
+    assert trigger["type"] == "prometheus"
     meta = trigger["metadata"]
-    assert set(meta) <= REDIS_STREAMS_METADATA, f"unknown redis-streams fields {set(meta) - REDIS_STREAMS_METADATA}"
+    assert set(meta) <= PROMETHEUS_METADATA, f"unknown prometheus fields {set(meta) - PROMETHEUS_METADATA}"
+    # a Prometheus that has lost the dashboard must be an error (then `fallback` holds), not a lag of 0
+    assert meta["ignoreNullValues"] == "false"
+    threshold = float(meta["threshold"])
     settings = Settings.from_env(rendered.config())
-    keys = Keys(settings.prefix)
-    assert (meta["stream"], meta["consumerGroup"]) == (keys.frames, keys.group)
-    lag = int(meta["lagCount"])
-    assert lag > 0
-    assert lag * spec["maxReplicaCount"] <= settings.lag_threshold, (
-        "producers skip frames above MASKWATCH_LAG_THRESHOLD, so the lag would never reach "
-        "lagCount x maxReplicaCount and KEDA could not scale to its maximum")
+    assert 0 < threshold <= settings.lag_threshold, (
+        "producers skip a camera's frames above MASKWATCH_LAG_THRESHOLD, so with as many workers as cameras "
+        "the summed lag could never reach threshold x replicas and KEDA could not scale to its maximum")
+    assert settings.frames_maxlen >= 4 * settings.lag_threshold
+    # KEDA's operator runs in its own namespace: the address must name the Service's namespace.
+    assert re.fullmatch(r"https?://[\w-]+\.[\w-]+\.svc(\.cluster\.local)?:\d+", meta["serverAddress"]), \
+        meta["serverAddress"]
 
-    # KEDA's operator runs in its own namespace: the address must name Redis' namespace.
-    host, port = re.fullmatch(r"([\w.-]+):(\d+)", meta["address"]).groups()  # type: ignore[union-attr]
-    service, namespace = host.split(".")[:2]
-    redis = rendered.get("Service", service)
-    assert namespace == redis["metadata"]["namespace"] == scaled["metadata"]["namespace"]
-    assert int(port) in {p["port"] for p in redis["spec"]["ports"]}
-    assert meta.get("databaseIndex", "0") == settings.redis_url.rsplit("/", 1)[-1]
 
+def test_keda_query_is_the_recorded_total_lag_and_valid_promql(overlay: tuple[str, Rendered], tmp_path: Path) -> None:
+    """The query KEDA runs sums the same per-camera lag the alerts watch, and reads 0, not nothing, when idle."""
+    need_tool("promtool", PROMTOOL_INSTALL)
+    _, rendered = overlay
+    query = _scaled_object(rendered)["spec"]["triggers"][0]["metadata"]["query"]
+    rules = yaml.safe_load((PROMETHEUS / "rules" / "maskwatch.yml").read_text())
+    (total,) = [r["expr"] for g in rules["groups"] for r in g["rules"] if r.get("record") == "maskwatch:frames_lag:sum"]
+    assert query.startswith(total), "KEDA and the alerts must read the same total lag"
+    dashboard = 'job="maskwatch-dashboard", instance="10.0.0.{}:8000"'
+    tests = {"rule_files": [str(PROMETHEUS / "rules" / "maskwatch.yml")], "evaluation_interval": "1m", "tests": [
+        {"name": "two cameras, two dashboard replicas: each camera's lag counted once", "interval": "1m",
+         "input_series": [
+             {"series": f'maskwatch_camera_lag_frames{{camera="lobby", {dashboard.format(2)}}}', "values": "30x5"},
+             {"series": f'maskwatch_camera_lag_frames{{camera="lobby", {dashboard.format(3)}}}', "values": "30x5"},
+             {"series": f'maskwatch_camera_lag_frames{{camera="gate", {dashboard.format(2)}}}', "values": "12x5"},
+             {"series": f'maskwatch_redis_up{{{dashboard.format(2)}}}', "values": "1x5"}],
+         "promql_expr_test": [{"expr": query, "eval_time": "2m", "exp_samples": [{"labels": "{}", "value": 42}]}]},
+        {"name": "no camera reports a lag: 0, not an error", "interval": "1m",
+         "input_series": [{"series": f'maskwatch_redis_up{{{dashboard.format(2)}}}', "values": "1x5"}],
+         "promql_expr_test": [{"expr": query, "eval_time": "2m", "exp_samples": [{"labels": "{}", "value": 0}]}]},
+        {"name": "the dashboard is not scraped: no value, so KEDA falls back", "interval": "1m",
+         "input_series": [{"series": 'up{job="maskwatch-worker", instance="10.0.0.7:9102"}', "values": "1x5"}],
+         "promql_expr_test": [{"expr": query, "eval_time": "2m", "exp_samples": []}]},
+    ]}
+    path = tmp_path / "keda-query.test.yml"
+    path.write_text(yaml.safe_dump(tests))
+    run_tool("promtool", "test", "rules", path)

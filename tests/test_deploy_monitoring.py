@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.test_deploy_support import DEPLOY, PROMTOOL_INSTALL, ROOT, load_compose, need_tool, run_tool
+from tests.support.deploy import DEPLOY, PROMETHEUS, PROMTOOL_INSTALL, ROOT, load_compose, need_tool, run_tool
 
-PROMETHEUS = DEPLOY / "prometheus"
 GRAFANA = DEPLOY / "grafana"
 DASHBOARD_JSON = GRAFANA / "dashboards" / "maskwatch.json"
 # prometheus_client's metric classes, and the series names each exposes for a declared name.

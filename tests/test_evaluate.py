@@ -80,9 +80,11 @@ def test_evaluate_needs_no_torch(tmp_path: Path) -> None:
     data = tmp_path / "d"
     faces(data / "with_mask", "with_mask", 2)
     faces(data / "without_mask", "without_mask", 2)
-    code = ("import sys, json; from maskwatch.cli import main; rc = main(['evaluate', '--data', sys.argv[1], '--json']);"
+    code = ("import sys, json; from maskwatch.cli import main; "
+            "rc = main(['evaluate', '--data', sys.argv[1], '--json']);"
             "assert rc == 0; assert 'torch' not in sys.modules, 'evaluate imported torch'")
-    proc = subprocess.run([sys.executable, "-c", code, str(data)], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run([sys.executable, "-c", code, str(data)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["n"] == 4
 

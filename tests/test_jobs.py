@@ -20,20 +20,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 import redis
-from prometheus_client import REGISTRY
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from maskwatch import jobstore
 from maskwatch.cameras import CameraConfig, Registry
+from maskwatch.cli.embedded_redis import free_port
+from maskwatch.cli.up import child_env
 from maskwatch.codec import Event, encode_event
 from maskwatch.compliance import bucket_of, stat_field
-from maskwatch.cli.embedded_redis import free_port
 from maskwatch.keys import Keys
-from maskwatch.cli.up import child_env
 from maskwatch.settings import Settings
 from maskwatch.signing import HEADER, verify_signature
-from tests.frames import wait_for
+from maskwatch.utils import now_ms
+from tests.support.waiting import wait_for
 from worker.jobs import dispatch
 from worker.jobs.alerts import FIRING, OK
 from worker.jobs.dispatch import ensure_group
@@ -95,8 +95,10 @@ def violation(r: redis.Redis, keys: Keys, cam: str = "lobby", ts: int = 1_700_00
     return r.xadd(keys.events, encode_event(event)).decode()
 
 
-def delivered_counter(kind: str, outcome: str) -> float:
-    return REGISTRY.get_sample_value("maskwatch_jobs_webhook_deliveries_total", {"kind": kind, "outcome": outcome}) or 0.0
+def delivered_counter(runner: Runner, kind: str, outcome: str) -> float:
+    """What the runner's /metrics says; each runner counts on its own."""
+    labels = {"kind": kind, "outcome": outcome}
+    return runner.ctx.metrics.registry.get_sample_value("maskwatch_jobs_webhook_deliveries_total", labels) or 0.0
 
 
 def test_violation_webhook_is_signed_and_carries_time_and_delivery_id(settings, r, keys):
@@ -141,7 +143,6 @@ def test_failing_twice_then_succeeding_gives_one_delivery(settings, r, keys):
 
 
 def test_a_receiver_that_always_fails_ends_marked_failed(settings, r, keys):
-    before = delivered_counter("violation", "failed")
     with receiver(fail=-1) as rec:
         runner = Runner(hook_settings(settings, rec.url, tries=2), r)
         ensure_group(r, keys)
@@ -152,7 +153,8 @@ def test_a_receiver_that_always_fails_ends_marked_failed(settings, r, keys):
     assert failed.camera == "door" and failed.kind == "violation" and failed.attempts == 2
     assert "answered HTTP 500" in failed.error and failed.url == rec.url
     assert failed.payload["type"] == "violation"
-    assert delivered_counter("violation", "failed") == before + 1
+    assert delivered_counter(runner, "violation", "failed") == 1
+    assert delivered_counter(runner, "violation", "delivered") == 0
     [job] = jobstore.jobs_overview(r, settings.prefix).failed
     assert job.status == "failed" and "answered HTTP 500" in job.error
 
@@ -171,7 +173,8 @@ def test_webhooks_go_to_global_and_per_camera_urls():
 def test_no_job_payload_is_pickled(settings, r, keys, tmp_path):
     q = jobstore.queue(r, settings.prefix, jobstore.ANALYSIS)
     assert q.serializer is JSONSerializer
-    job = jobstore.enqueue_analysis(r, settings.prefix, {"path": str(tmp_path / "v.mp4"), "name": "v.mp4"}, "lobby", 2.0)
+    video = {"path": str(tmp_path / "v.mp4"), "name": "v.mp4"}
+    job = jobstore.enqueue_analysis(r, settings.prefix, video, "lobby", 2.0)
     s = hook_settings(settings, "http://127.0.0.1:9/hook")
     Notifier(r, s).send("violation", "lobby", "k1", {"type": "violation"})
     jobs = [job.id] + jobstore.queue(r, settings.prefix, jobstore.NOTIFY).get_job_ids()
@@ -191,13 +194,14 @@ def test_no_job_payload_is_pickled(settings, r, keys, tmp_path):
 def put_minute(r: redis.Redis, keys: Keys, cam: str, ts: int, with_mask: int, without_mask: int) -> None:
     """One minute of statistics, as the worker's commit script writes them."""
     day, minute = bucket_of(ts)
-    r.hset(keys.stats(cam, day), mapping={stat_field(minute, "frames"): 10, stat_field(minute, "faces"): with_mask + without_mask,
+    r.hset(keys.stats(cam, day), mapping={stat_field(minute, "frames"): 10,
+                                          stat_field(minute, "faces"): with_mask + without_mask,
                                           stat_field(minute, "with_mask"): with_mask,
                                           stat_field(minute, "without_mask"): without_mask})
 
 
 def test_alert_fires_once_per_episode_and_resolves_on_recovery(settings, r, keys):
-    t0 = (jobstore.now_ms() // MIN - 2 * 1440) * MIN + 30_000  # two days ago: burst's own evaluation (now) sees nothing
+    t0 = (now_ms() // MIN - 2 * 1440) * MIN + 30_000  # two days ago: burst's own evaluation (now) sees nothing
     with receiver() as rec:
         s = hook_settings(settings, rec.url).override(alert_window_s=60, alert_threshold=0.8, alert_min_faces=10)
         for cam in ("lobby", "quiet"):
@@ -210,25 +214,28 @@ def test_alert_fires_once_per_episode_and_resolves_on_recovery(settings, r, keys
         assert [(t.camera, t.state) for t in fired] == [("lobby", FIRING)]
         put_minute(r, keys, "lobby", t0 + 2 * MIN, with_mask=2, without_mask=18)
         assert evaluate(t0 + 2 * MIN) == [], "still low: no second alert"
-        put_minute(r, keys, "lobby", t0 + 4 * MIN, with_mask=82, without_mask=18)  # 82 %: above 80 % but within the margin
+        # 82 %: above 80 % but within the margin
+        put_minute(r, keys, "lobby", t0 + 4 * MIN, with_mask=82, without_mask=18)
         assert evaluate(t0 + 4 * MIN) == []
         put_minute(r, keys, "lobby", t0 + 6 * MIN, with_mask=19, without_mask=1)  # 95 %: recovered
         [resolved] = evaluate(t0 + 6 * MIN)
         assert (resolved.camera, resolved.state) == ("lobby", OK)
         states = {a.camera: a for a in jobstore.alert_states(r, keys, ["lobby", "quiet"])}
-        assert states["lobby"].state == "ok" and states["lobby"].episodes == 1 and states["lobby"].since_ms == t0 + 6 * MIN
+        lobby = states["lobby"]
+        assert lobby.state == "ok" and lobby.episodes == 1 and lobby.since_ms == t0 + 6 * MIN
         assert states["lobby"].compliance == 0.95 and states["lobby"].faces == 20
         assert states["quiet"].state == "ok" and states["quiet"].faces == 0
         runner.burst()
     alerts = rec.accepted
-    assert [(a["type"], a["camera"], a["state"]) for a in alerts] == [("alert", "lobby", "firing"), ("alert", "lobby", "resolved")]
+    assert [(a["type"], a["camera"], a["state"]) for a in alerts] == [("alert", "lobby", "firing"),
+                                                                       ("alert", "lobby", "resolved")]
     assert alerts[0]["compliance"] == 0.25 and alerts[0]["faces"] == 20 and alerts[0]["threshold"] == 0.8
     assert alerts[1]["fired_ts"] == t0 and alerts[1]["ts"] == t0 + 6 * MIN
     assert all(verify_signature(body, h[HEADER], SECRET) for h, body, _ in rec.requests)
 
 
 def test_two_runners_evaluating_at_once_fire_once(settings, r, keys):
-    t0 = (jobstore.now_ms() // MIN - 2 * 1440) * MIN + 30_000
+    t0 = (now_ms() // MIN - 2 * 1440) * MIN + 30_000
     s = settings.override(alert_window_s=60, alert_min_faces=10)
     Registry(r, keys).put(CameraConfig(id="lobby", url="0"))
     put_minute(r, keys, "lobby", t0, with_mask=0, without_mask=12)
@@ -250,7 +257,8 @@ def test_jobs_process_delivers_retries_serves_metrics_and_stops_on_sigterm(setti
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             violation(r, keys, cam="gate")
-            assert wait_for(lambda: len(rec.accepted) == 1, timeout=30), proc.stderr.read() if proc.poll() else rec.requests
+            wait_for(lambda: len(rec.accepted) == 1, 30, lambda: "one delivered webhook; " + (
+                f"jobs exited: {proc.stderr.read()}" if proc.poll() is not None else f"requests: {rec.requests}"))
             metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
             assert 'maskwatch_jobs_webhook_deliveries_total{kind="violation",outcome="delivered"} 1.0' in metrics
             assert 'maskwatch_jobs_webhook_attempts_failed_total{kind="violation"} 1.0' in metrics

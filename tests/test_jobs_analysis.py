@@ -1,8 +1,9 @@
 """Offline video analysis as an RQ job: a composed video with known faces, a corrupt one, `maskwatch analyze --wait`.
 
-Face counts are compared with what :class:`~maskwatch.vision.pipeline.Pipeline` finds on the same
-decoded frames (the job must run that code, not a copy) and, loosely, with the faces pasted in;
-labels are not asserted, since the classifier in use may be a plumbing-only model.
+The report is compared with the scenes' ground truth: the composer knows where it pasted each face
+and whether that face wears a mask, so the counts, the series and every violation's box are checked
+against what is really in the video, with the detector's and classifier's tolerances of
+test_worker.py (the same shipped model and YuNet).
 """
 
 from __future__ import annotations
@@ -11,15 +12,20 @@ import json
 import threading
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
+import redis
+from rq.job import Job
 
+from bench.scenes.compose import Scene, match, write_video
 from maskwatch import jobstore
 from maskwatch.cameras import CameraConfig, Registry
-from bench.scenes.compose import Scene, write_video
+from maskwatch.exceptions import InputError, JobInputError
+from maskwatch.keys import Keys
+from maskwatch.settings import Settings
 from tests.conftest import DATA, need_shared
 from tests.frames import scenes
+from tests.support.waiting import wait_for
 from worker.jobs import analysis
 from worker.jobs.runner import Runner
 
@@ -28,7 +34,9 @@ FPS = 2.0
 
 @pytest.fixture(scope="module")
 def known_scenes(yunet_dir: Path) -> list[Scene]:
-    return scenes(need_shared(DATA / "facemask12k" / "test"), n=4, seed=11)
+    # Four frames of four faces, two of them unmasked; the shipped model finds and labels all 16 of this seed
+    # with a wide margin, so the tolerances below are for another model, not for luck.
+    return scenes(need_shared(DATA / "facemask12k" / "test"), n=4, seed=5)
 
 
 @pytest.fixture
@@ -36,39 +44,42 @@ def video(tmp_path: Path, known_scenes: list[Scene]) -> Path:
     return write_video(tmp_path / "corridor.avi", [s.image for s in known_scenes], fps=FPS)
 
 
-def decoded_frames(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while (got := cap.read())[0]:
-        frames.append(got[1])
-    cap.release()
-    return frames
+def labels(scenes: list[Scene], label: str) -> int:
+    return sum(f.label == label for sc in scenes for f in sc.faces)
 
 
-def test_analysis_job_reports_the_faces_the_pipeline_finds(settings, r, keys, video, known_scenes):
-    s = settings.override(event_throttle_s=0.1)
-    runner = Runner(s, r)
-    job = jobstore.enqueue_analysis(r, s.prefix, {"path": str(video), "name": video.name}, fps=FPS)
-    runner.burst()
-
+def analyse(settings: Settings, r: redis.Redis, keys: Keys, video: Path, camera: str | None = None) -> tuple[Job, dict]:
+    """Queue the analysis of ``video``, run the jobs runner until the queue is empty; the job and its report."""
+    job = jobstore.enqueue_analysis(r, settings.prefix, {"path": str(video), "name": video.name}, camera=camera,
+                                    fps=FPS)
+    Runner(settings, r).burst()
     report = jobstore.read_report(r, keys, job.id)
-    assert report is not None, jobstore.jobs_overview(r, s.prefix).failed
-    frames = decoded_frames(video)
-    expected = runner.ctx.pipeline().analyze(frames)  # the same detector and classifier on the same frames
-    n_faces = sum(len(f) for f in expected)
-    n_without = sum(f.label == "without_mask" for faces in expected for f in faces)
-    truth = sum(len(sc.faces) for sc in known_scenes)
-    assert report["frames_analysed"] == len(frames) == len(known_scenes)
-    assert report["totals"]["faces"] == n_faces and report["totals"]["without_mask"] == n_without
-    assert 0.75 * truth <= n_faces <= truth, f"found {n_faces} of {truth} pasted faces"
-    assert report["totals"]["frames"] == len(frames) and report["video"] == "corridor.avi"
-    # compliance over time adds up to the totals
+    assert report is not None, jobstore.jobs_overview(r, settings.prefix).failed
+    return job, report
+
+
+def test_analysis_job_reports_the_faces_in_the_video(settings, r, keys, video, known_scenes):
+    job, report = analyse(settings.override(event_throttle_s=0.1), r, keys, video)
+    truth, truth_without = sum(len(sc.faces) for sc in known_scenes), labels(known_scenes, "without_mask")
+    totals = report["totals"]
+    assert report["frames_analysed"] == totals["frames"] == len(known_scenes) and report["video"] == "corridor.avi"
+    assert 0.75 * truth <= totals["faces"] <= truth, f"found {totals['faces']} of {truth} pasted faces"
+    assert totals["with_mask"] + totals["without_mask"] == totals["faces"]
+    # As in test_worker.py: the found faces are labelled as pasted, bar one slip in ten.
+    assert abs(totals["without_mask"] - truth_without) <= 0.1 * truth, (totals, truth_without)
+    # Compliance over time: two frames a second at 2 fps, each second's faces within what was pasted there.
     assert report["step_s"] == 1 and [p["t_s"] for p in report["series"]] == [0, 1]
-    assert sum(p["faces"] for p in report["series"]) == n_faces
-    assert sum(p["frames"] for p in report["series"]) == len(frames)
-    # one violation per throttle window (0.1 s < the frame spacing: every frame with an unmasked face)
-    assert len(report["violations"]) == sum(any(f.label == "without_mask" for f in faces) for faces in expected)
+    assert [p["frames"] for p in report["series"]] == [2, 2]
+    for p in report["series"]:
+        pasted = sum(len(sc.faces) for sc in known_scenes[2 * p["t_s"]:2 * p["t_s"] + 2])
+        assert 0.75 * pasted <= p["faces"] <= pasted, p
+    assert sum(p["faces"] for p in report["series"]) == totals["faces"]
+    # One violation per throttle window (0.1 s < the frame spacing): every frame has unmasked faces, and the
+    # box the report shows is one of them, not a masked face or an empty spot.
+    assert [v["frame"] for v in report["violations"]] == list(range(len(known_scenes)))
     for v in report["violations"]:
+        unmasked = [f for f in known_scenes[v["frame"]].faces if f.label == "without_mask"]
+        assert any(found for _, found in match(unmasked, [(tuple(v["box"]), "without_mask")])), v
         assert r.get(keys.snap(v["snapshot"]))[:2] == b"\xff\xd8"
         assert v["snapshot_url"] == f"/api/events/{v['snapshot']}/snapshot.jpg"
     # listed, with progress complete and the totals as the job's JSON result
@@ -79,12 +90,13 @@ def test_analysis_job_reports_the_faces_the_pipeline_finds(settings, r, keys, vi
 
 
 def test_analysis_uses_the_cameras_region_of_interest(settings, r, keys, video, known_scenes):
-    Registry(r, keys).put(CameraConfig(id="lobby", url="0", roi=(0.0, 0.0, 0.01, 0.01)))  # a corner no face is in
-    runner = Runner(settings, r)
-    job = jobstore.enqueue_analysis(r, settings.prefix, {"path": str(video), "name": video.name}, camera="lobby", fps=FPS)
-    runner.burst()
-    report = jobstore.read_report(r, keys, job.id)
-    assert report["camera"] == "lobby" and report["totals"]["faces"] == 0 and report["totals"]["frames"] == 4
+    truth = sum(len(sc.faces) for sc in known_scenes)
+    registry = Registry(r, keys)
+    registry.put(CameraConfig(id="lobby", url="0", roi=(0.0, 0.0, 0.01, 0.01)))  # a corner no face is in
+    registry.put(CameraConfig(id="hall", url="0", roi=(0.0, 0.0, 1.0, 1.0)))  # the whole frame: the control
+    (_, corner), (_, whole) = analyse(settings, r, keys, video, "lobby"), analyse(settings, r, keys, video, "hall")
+    assert whole["camera"] == "hall" and 0.75 * truth <= whole["totals"]["faces"] <= truth, whole["totals"]
+    assert corner["camera"] == "lobby" and corner["totals"]["faces"] == 0 and corner["totals"]["frames"] == 4
 
 
 def test_a_corrupt_video_fails_the_job_with_a_clear_error(settings, r, keys, tmp_path):
@@ -101,23 +113,29 @@ def test_a_corrupt_video_fails_the_job_with_a_clear_error(settings, r, keys, tmp
 
 def test_analyze_command_waits_and_prints_the_report(settings, r, keys, video, capsys):
     got: dict[str, int] = {}
-    cli = threading.Thread(target=lambda: got.update(rc=analysis.main(settings, video, camera=None, fps=FPS, wait=True)))
+
+    def command() -> None:
+        got.update(rc=analysis.main(settings, video, camera=None, fps=FPS, wait=True))
+
+    # A daemon thread: a hung command fails the test below rather than holding pytest at exit.
+    cli = threading.Thread(target=command, daemon=True)
     cli.start()
     runner = Runner(settings, r)
-    while not jobstore.queue(r, settings.prefix, jobstore.ANALYSIS).count and cli.is_alive():
-        cli.join(0.05)
+    wait_for(lambda: jobstore.queue(r, settings.prefix, jobstore.ANALYSIS).count or not cli.is_alive(), 30,
+             "`maskwatch analyze` to queue its job", every=0.05)
     runner.burst()  # RQ's worker belongs in the main thread (job timeouts use SIGALRM)
     cli.join(30)
+    assert not cli.is_alive(), "`maskwatch analyze --wait` did not return within 30 s of its job's end"
     assert got == {"rc": 0}
     report = json.loads(capsys.readouterr().out)
     assert report["video"] == "corridor.avi" and report["frames_analysed"] == 4
 
 
 def test_analyze_command_rejects_bad_input(settings, tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such video file"):
+    with pytest.raises(InputError, match="no such video file"):
         analysis.main(settings, tmp_path / "nope.mp4")
     (tmp_path / "v.mp4").write_bytes(b"x")
-    with pytest.raises(jobstore.JobInputError, match="fps must be in"):
+    with pytest.raises(JobInputError, match="fps must be in"):
         analysis.main(settings, tmp_path / "v.mp4", fps=0)
-    with pytest.raises(jobstore.JobInputError, match="camera id"):
+    with pytest.raises(JobInputError, match="camera id"):
         analysis.main(settings, tmp_path / "v.mp4", camera="no such/camera")

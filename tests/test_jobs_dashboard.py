@@ -8,13 +8,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.scenes.compose import write_video
 from maskwatch import jobstore
 from maskwatch.cameras import CameraConfig, Registry
 from maskwatch.settings import Settings
-from bench.scenes.compose import write_video
 from tests.conftest import DATA, need_shared
 from tests.frames import scenes
-from tests.test_dashboard_support import serve
+from tests.support.dashboard import serve
 from tests.test_jobs import SECRET, hook_settings, receiver, violation
 from worker.jobs.dispatch import ensure_group
 from worker.jobs.runner import Runner
@@ -102,7 +102,8 @@ def test_upload_checks_token_and_options(web, tmp_path):
 def test_alerts_are_listed_firing_first(web, settings, r, keys):
     for cam in ("aisle", "lobby"):
         Registry(r, keys).put(CameraConfig(id=cam, url="0"))
-    r.hset(keys.alert("lobby"), mapping=jobstore.AlertState("lobby", "firing", 1_700_000_000_000, 0.4, 25, 0, 1).to_hash())
+    firing = jobstore.AlertState("lobby", "firing", 1_700_000_000_000, 0.4, 25, 0, 1)
+    r.hset(keys.alert("lobby"), mapping=firing.to_hash())
     alerts = web.get("/api/alerts").json()
     assert [(a["camera"], a["state"]) for a in alerts] == [("lobby", "firing"), ("aisle", "ok")]
     assert alerts[0]["compliance"] == 0.4 and alerts[0]["faces"] == 25

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from maskwatch.modelfiles import YUNET, ModelFile, ModelFileError, ensure, ensure_yunet, sha256_of
+from maskwatch.exceptions import ModelFileError
+from maskwatch.modelfiles import YUNET, ModelFile, ensure, ensure_yunet, sha256_of
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +16,11 @@ from maskwatch.cameras import CameraConfig, Registry
 from maskwatch.cli.embedded_redis import free_port
 from maskwatch.keys import Keys
 from maskwatch.settings import Settings
+from maskwatch.streams import ensure_group
 from producer.backpressure import Backpressure
 from producer.metrics import ProducerMetrics
-from tests.test_producer_support import StartProducer, frames, lease_owners, make_video, producers, status, wait_for
+from tests.support.producer import StartProducer, frames, lease_owners, make_video, producers, status
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -29,21 +29,15 @@ def start_producer(settings: Settings) -> Iterator[StartProducer]:
         yield start
 
 
-@pytest.mark.parametrize("module", ["pacing", "backoff", "leases", "sources"])
-def test_doctests(module: str) -> None:
-    result = doctest.testmod(importlib.import_module(f"producer.{module}"))
-    assert result.attempted > 0 and result.failed == 0
-
-
 def test_file_camera_sends_frames_at_target_fps(start_producer: StartProducer, r: redis.Redis, keys: Keys,
                                                 tmp_path: Path) -> None:
     # 3 s of 320x240 video at 25 fps, sent on at 5 fps and at most 160 px wide, without loop.
     video = make_video(tmp_path / "lobby.avi", seconds=3, fps=25)
-    Registry(r, keys).put(CameraConfig("lobby", str(video), fps=5, max_width=160))
+    Registry(r, keys).put(CameraConfig(id="lobby", url=str(video), fps=5, max_width=160))
     port = free_port()
     producer = start_producer(producer_metrics_port=port)
 
-    wait_for("the file camera to end", lambda: status(r, keys, "lobby").get("detail") == "ended", timeout=12)
+    wait_for(lambda: status(r, keys, "lobby").get("detail") == "ended", 12, "the file camera to end")
     got = frames(r, keys, "lobby")
     assert 12 <= len(got) <= 16, f"{len(got)} frames from 3 s at 5 fps"
     seqs = [f.seq for f in got]
@@ -67,17 +61,18 @@ def test_dead_cameras_reconnect_while_others_flow(start_producer: StartProducer,
                                                   tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     reg = Registry(r, keys)
-    reg.put(CameraConfig("good", str(make_video(tmp_path / "good.avi", seconds=1)), loop=True))
-    reg.put(CameraConfig("dead-rtsp", f"rtsp://admin:hunter2@127.0.0.1:{free_port()}/stream1"))
-    reg.put(CameraConfig("missing", str(tmp_path / "nope.mp4")))
-    producer = start_producer(reconnect_max_s=1.0)
+    reg.put(CameraConfig(id="good", url=str(make_video(tmp_path / "good.avi", seconds=1)), loop=True))
+    reg.put(CameraConfig(id="dead-rtsp", url=f"rtsp://admin:hunter2@127.0.0.1:{free_port()}/stream1"))
+    reg.put(CameraConfig(id="missing", url=str(tmp_path / "nope.mp4")))
+    # Every frame whole: the looped second of video would soon read as still (tests/test_producer_motion.py).
+    producer = start_producer(reconnect_max_s=1.0, motion=False)
 
-    wait_for("the good camera's frames", lambda: len(frames(r, keys, "good")) >= 15, timeout=12)
-    dead = wait_for("retries of the dead RTSP camera",
-                    lambda: (s := status(r, keys, "dead-rtsp")) and int(s.get("reconnects", 0)) >= 2 and s)
+    wait_for(lambda: len(frames(r, keys, "good")) >= 15, 12, "the good camera's frames")
+    dead = wait_for(lambda: (s := status(r, keys, "dead-rtsp")) and int(s.get("reconnects", 0)) >= 2 and s, 10,
+                    "retries of the dead RTSP camera")
     assert dead["state"] == "reconnecting"
     assert "rtsp://admin:***@127.0.0.1" in dead["last_error"] and "hunter2" not in dead["last_error"]
-    missing = wait_for("status of the missing file", lambda: status(r, keys, "missing").get("last_error"))
+    missing = wait_for(lambda: status(r, keys, "missing").get("last_error"), 10, "status of the missing file")
     assert "does not exist" in missing and status(r, keys, "missing")["state"] == "reconnecting"
     assert status(r, keys, "good")["state"] == "online"
     assert frames(r, keys, "dead-rtsp") == [] and frames(r, keys, "missing") == []
@@ -96,60 +91,79 @@ def test_registry_changes_are_picked_up_without_restart(start_producer: StartPro
     reg = Registry(r, keys)
     producer = start_producer()
 
-    reg.put(CameraConfig("a", video, loop=True))
-    wait_for("frames of camera a, added while running", lambda: frames(r, keys, "a"))
-    reg.put(CameraConfig("b", video, loop=True))
-    wait_for("frames of camera b", lambda: frames(r, keys, "b"))
+    reg.put(CameraConfig(id="a", url=video, loop=True))
+    wait_for(lambda: frames(r, keys, "a"), 10, "frames of camera a, added while running")
+    reg.put(CameraConfig(id="b", url=video, loop=True))
+    wait_for(lambda: frames(r, keys, "b"), 10, "frames of camera b")
 
     reg.remove("a")
-    wait_for("camera a to stop", lambda: producer.supervisor.cameras == ["b"])
+    wait_for(lambda: producer.supervisor.cameras == ["b"], 10, "camera a to stop")
     assert r.get(keys.lease("a")) is None and not r.exists(keys.cam_status("a"))
     sent_a = len(frames(r, keys, "a"))
 
-    reg.put(CameraConfig("b", video, loop=True, enabled=False))
-    wait_for("camera b to be disabled", lambda: status(r, keys, "b").get("detail") == "disabled")
+    reg.put(CameraConfig(id="b", url=video, loop=True, enabled=False))
+    wait_for(lambda: status(r, keys, "b").get("detail") == "disabled", 10, "camera b to be disabled")
     assert status(r, keys, "b")["state"] == "offline" and producer.supervisor.cameras == []
 
     # An invalid config is logged and skipped; a valid camera added next to it still runs.
     r.hset(keys.cameras, "broken", '{"url": "", "fps": 5}')
-    reg.put(CameraConfig("c", video, loop=True, max_width=100))
-    wait_for("frames of camera c", lambda: frames(r, keys, "c"))
+    reg.put(CameraConfig(id="c", url=video, loop=True, max_width=100))
+    wait_for(lambda: frames(r, keys, "c"), 10, "frames of camera c")
     assert frames(r, keys, "c")[-1].w == 100
     assert any(getattr(rec, "cam", None) == "broken" and "url" in rec.getMessage() for rec in caplog.records)
 
     # A changed config restarts the capture with it.
-    reg.put(CameraConfig("c", video, loop=True, max_width=64))
-    wait_for("camera c at its new width", lambda: frames(r, keys, "c")[-1].w == 64)
+    reg.put(CameraConfig(id="c", url=video, loop=True, max_width=64))
+    wait_for(lambda: frames(r, keys, "c")[-1].w == 64, 10, "camera c at its new width")
     assert len(frames(r, keys, "a")) == sent_a, "a removed camera sends no more frames"
     assert lease_owners(r, keys, ["b", "c"]) == {"b": None, "c": producer.id}
 
 
-def test_backpressure_skips_at_the_source_and_counts(start_producer: StartProducer, r: redis.Redis, keys: Keys,
-                                                     tmp_path: Path) -> None:
-    Registry(r, keys).put(CameraConfig("busy", str(make_video(tmp_path / "v.avi", seconds=1)), fps=10, loop=True))
-    producer = start_producer(lag_threshold=10)
+def test_backpressure_skips_at_the_source_per_camera_and_counts(start_producer: StartProducer, r: redis.Redis,
+                                                                keys: Keys, tmp_path: Path) -> None:
+    video = str(make_video(tmp_path / "v.avi", seconds=1))
+    for cam in ("busy", "read"):
+        Registry(r, keys).put(CameraConfig(id=cam, url=video, fps=10, loop=True))
+    ensure_group(r, keys, "read")  # as its worker does on taking the camera
+    producer = start_producer(lag_threshold=10, motion=False)  # every frame whole: the looped video reads as still
 
-    # No worker reads: the lag passes 10 and the producer stops sending and counts what it skips.
-    wait_for("frames skipped under backpressure", lambda: int(status(r, keys, "busy").get("skipped", 0)) >= 5)
+    def read_camera() -> None:
+        """A worker that keeps up with camera ``read`` only."""
+        got = r.xreadgroup(keys.group, "w1", {keys.frames("read"): ">"}, count=1000)
+        if got:
+            r.xack(keys.frames("read"), keys.group, *[entry_id for entry_id, _ in got[0][1]])
+
+    # Camera busy's frames are not read: its lag passes 10 and the producer stops sending them and
+    # counts what it skips, while camera read, whose worker keeps up, goes on.
+    wait_for(lambda: read_camera() or int(status(r, keys, "busy").get("skipped", 0)) >= 5, 10,
+             "frames skipped under backpressure")
     sent = int(status(r, keys, "busy")["sent"])
     assert 10 <= sent <= 20, f"{sent} frames sent with a lag threshold of 10"
-    skipped_metric = producer.metrics.registry.get_sample_value(
-        "maskwatch_frames_skipped_total", {"camera": "busy", "reason": "backpressure"})
+    sent_read = int(status(r, keys, "read")["sent"])
+    wait_for(lambda: read_camera() or int(status(r, keys, "read")["sent"]) > sent_read + 10, 10,
+             "camera read's frames to flow on")
+    assert int(status(r, keys, "read")["skipped"]) == 0
+    sample = producer.metrics.registry.get_sample_value
+    skipped_metric = sample("maskwatch_frames_skipped_total", {"camera": "busy", "reason": "backpressure"})
     assert skipped_metric and skipped_metric >= 5
+    busy_lag = sample("maskwatch_producer_camera_lag", {"camera": "busy"})
+    assert busy_lag and busy_lag > 10 and sample("maskwatch_producer_group_lag") >= busy_lag
 
     # The producer made the group at the start of the stream: a first worker gets every frame sent.
-    delivered = r.xreadgroup(keys.group, "w1", {keys.frames: ">"}, count=1000)[0][1]
-    assert len(delivered) == r.xlen(keys.frames) >= sent
-    r.xack(keys.frames, keys.group, *[entry_id for entry_id, _ in delivered])
-    wait_for("frames sent again once the workers caught up", lambda: int(status(r, keys, "busy")["sent"]) > sent + 2)
+    delivered = r.xreadgroup(keys.group, "w2", {keys.frames("busy"): ">"}, count=1000)[0][1]
+    assert len(delivered) == r.xlen(keys.frames("busy")) >= sent
+    r.xack(keys.frames("busy"), keys.group, *[entry_id for entry_id, _ in delivered])
+    wait_for(lambda: int(status(r, keys, "busy")["sent"]) > sent + 2, 10,
+             "frames sent again once the workers caught up")
 
 
 def test_lag_is_estimated_when_redis_cannot_compute_it(r: redis.Redis, keys: Keys) -> None:
     pressure = Backpressure(r, keys, threshold=100, metrics=ProducerMetrics())
-    assert pressure.lag_now() == 0 and r.xinfo_groups(keys.frames)[0]["name"] == keys.group.encode(), \
+    stream = keys.frames("lobby")
+    assert pressure.lag_now("lobby") == 0 and r.xinfo_groups(stream)[0]["name"] == keys.group.encode(), \
         "a missing group is created"
-    ids = [r.xadd(keys.frames, {"n": i}) for i in range(30)]
-    r.xreadgroup(keys.group, "w1", {keys.frames: ">"}, count=5)
-    r.xdel(keys.frames, ids[10])  # a deletion past the group's position: XINFO's lag becomes nil
-    assert r.xinfo_groups(keys.frames)[0]["lag"] is None
-    assert pressure.lag_now() == 5 + 24, "pending plus undelivered"
+    ids = [r.xadd(stream, {"n": i}) for i in range(30)]
+    r.xreadgroup(keys.group, "w1", {stream: ">"}, count=5)
+    r.xdel(stream, ids[10])  # a deletion past the group's position: XINFO's lag becomes nil
+    assert r.xinfo_groups(stream)[0]["lag"] is None
+    assert pressure.lag_now("lobby") == 5 + 24, "pending plus undelivered"

@@ -24,12 +24,13 @@ import redis
 
 from maskwatch.cameras import CameraConfig, Registry
 from maskwatch.cli.embedded_redis import EmbeddedRedis, free_port
-from maskwatch.keys import Keys
 from maskwatch.cli.up import child_env
+from maskwatch.keys import Keys
 from maskwatch.settings import Settings
 from producer import sources
 from producer.service import ProducerService
-from tests.test_producer_support import frames, lease_owners, make_video, producers, status, wait_for
+from tests.support.producer import frames, lease_owners, make_video, producers, status
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "hunter2"
@@ -58,29 +59,31 @@ def test_two_producers_split_cameras_and_take_over_after_kill_9(settings: Settin
     video = str(make_video(tmp_path / "v.avi", seconds=1, fps=10, size=(160, 120)))
     cams = ["c1", "c2", "c3", "c4"]
     for cam in cams:
-        Registry(r, keys).put(CameraConfig(cam, video, fps=2, loop=True))
+        Registry(r, keys).put(CameraConfig(id=cam, url=video, fps=2, loop=True))
     with producer_process(settings, tmp_path / "other.log") as other, producers(settings) as start:
-        wait_for("the first producer to take every camera", lambda: None not in lease_owners(r, keys, cams).values(),
-                 timeout=15)
+        wait_for(lambda: None not in lease_owners(r, keys, cams).values(), 15,
+                 "the first producer to take every camera")
         mine = start()
-        owners = wait_for("a 2/2 split", lambda: (o := lease_owners(r, keys, cams))
-                          and sorted(Counter(o.values()).values()) == [2, 2] and mine.id in o.values() and o)
+        owners = wait_for(lambda: (o := lease_owners(r, keys, cams))
+                          and sorted(Counter(o.values()).values()) == [2, 2] and mine.id in o.values() and o,
+                          10, "a 2/2 split")
         theirs = [cam for cam, owner in owners.items() if owner != mine.id]
-        wait_for("frames from the other producer's cameras",
-                 lambda: all(status(r, keys, c).get("producer") == owners[c] and frames(r, keys, c) for c in theirs))
+        wait_for(lambda: all(status(r, keys, c).get("producer") == owners[c] and frames(r, keys, c) for c in theirs),
+                 10, "frames from the other producer's cameras")
         last_seq = {cam: frames(r, keys, cam)[-1].seq for cam in theirs}
 
         other.kill()  # SIGKILL: no lease released, no goodbye
         other.wait()
         killed, killed_ms = time.monotonic(), int(time.time() * 1000)
-        wait_for("every camera on the survivor", lambda: set(lease_owners(r, keys, cams).values()) == {mine.id},
-                 timeout=10, every=0.05)
+        wait_for(lambda: set(lease_owners(r, keys, cams).values()) == {mine.id}, 10, "every camera on the survivor",
+                 every=0.05)
         took_s = time.monotonic() - killed
         # The lease runs out within its TTL of the last renewal, then the survivor's next tick takes it.
         ttl_s = settings.lease_ttl_ms / 1000
         assert took_s <= ttl_s + 1.5, f"cameras moved after {took_s:.1f} s with a lease TTL of {ttl_s} s"
         for cam in theirs:
-            new = wait_for(f"new frames of {cam}", lambda cam=cam: [f for f in frames(r, keys, cam) if f.ts > killed_ms])
+            new = wait_for(lambda cam=cam: [f for f in frames(r, keys, cam) if f.ts > killed_ms], 10,
+                           f"new frames of {cam}")
             assert new[0].seq > last_seq[cam], "seq keeps rising across the hand-over"
         assert sorted(mine.supervisor.cameras) == cams
 
@@ -153,29 +156,32 @@ def test_credentials_never_leak_and_sigterm_stops_cleanly(settings: Settings, r:
             "wrong-password": f"http://admin:{PASSWORD}x@127.0.0.1:{ip_camera}/video",
             "dead-rtsp": f"rtsp://admin:{PASSWORD}@127.0.0.1:{free_port()}/stream1"}
     for cam, url in cams.items():
-        Registry(r, keys).put(CameraConfig(cam, url, fps=5))
+        Registry(r, keys).put(CameraConfig(id=cam, url=url, fps=5))
     port, log = free_port(), tmp_path / "producer.log"
     with producer_process(settings.override(producer_metrics_port=port, reconnect_max_s=1.0), log) as proc:
         try:
             for cam in ("snap", "mjpeg", "token"):
-                wait_for(f"frames of {cam}", lambda cam=cam: len(frames(r, keys, cam)) >= 3, timeout=15)
-            wrong = wait_for("the wrong password to show", lambda: status(r, keys, "wrong-password").get("last_error"))
+                wait_for(lambda cam=cam: len(frames(r, keys, cam)) >= 3, 15, f"frames of {cam}")
+            wrong = wait_for(lambda: status(r, keys, "wrong-password").get("last_error"), 10,
+                             "the wrong password to show")
             assert "HTTP 401" in wrong and "admin:***@" in wrong
-            wait_for("the dead camera's error", lambda: status(r, keys, "dead-rtsp").get("last_error"))
+            wait_for(lambda: status(r, keys, "dead-rtsp").get("last_error"), 10, "the dead camera's error")
             shown = httpx.get(f"http://127.0.0.1:{port}/metrics").text + httpx.get(f"http://127.0.0.1:{port}/healthz").text
             states = {cam: status(r, keys, cam) for cam in cams}
             assert {cam: s["state"] for cam, s in states.items()} == {
-                "snap": "online", "mjpeg": "online", "token": "online", "wrong-password": "reconnecting", "dead-rtsp": "reconnecting"}
+                "snap": "online", "mjpeg": "online", "token": "online",
+                "wrong-password": "reconnecting", "dead-rtsp": "reconnecting"}
         finally:
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(15)
     assert code == 0, "SIGTERM stops the producer cleanly"
-    assert not r.keys(keys.lease("*")) and not r.keys(keys.producer_pattern), "leases and heartbeat released on exit"
+    assert not r.keys(keys.lease("*")) and not r.keys(keys.member_pattern("producer")), \
+        "leases and heartbeat released on exit"
     assert all(status(r, keys, cam)["detail"] == "stopped" for cam in cams)
 
     logs = log.read_text(errors="replace")
     assert "admin:***@127.0.0.1" in logs, "the log names cameras by their masked URL"
-    entries = [{k: v for k, v in f.items() if k != b"jpg"} for _, f in r.xrange(keys.frames)]
+    entries = [{k: v for k, v in f.items() if k != b"jpg"} for cam in cams for _, f in r.xrange(keys.frames(cam))]
     everything = logs + shown + repr(states) + repr([status(r, keys, c) for c in cams]) + repr(entries)
     assert PASSWORD not in everything
 
@@ -183,13 +189,14 @@ def test_credentials_never_leak_and_sigterm_stops_cleanly(settings: Settings, r:
 def test_a_stalled_stream_is_detected_and_reconnected(settings: Settings, r: redis.Redis, keys: Keys,
                                                        ip_camera: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sources, "READ_TIMEOUT_MS", 1000)  # 5 s in production
-    Registry(r, keys).put(CameraConfig("hang", f"http://admin:{PASSWORD}@127.0.0.1:{ip_camera}/stalling"))
+    Registry(r, keys).put(CameraConfig(id="hang", url=f"http://admin:{PASSWORD}@127.0.0.1:{ip_camera}/stalling"))
     with producers(settings.override(reconnect_max_s=0.5)) as start:
         start()
-        wait_for("the stall to be noticed", lambda: "stopped sending frames" in status(r, keys, "hang").get("last_error", ""))
+        wait_for(lambda: "stopped sending frames" in status(r, keys, "hang").get("last_error", ""), 10,
+                 "the stall to be noticed")
         first = len(frames(r, keys, "hang"))
         # Reconnected: the camera sends its 10 frames again, and those due at 5 fps reach the stream.
-        wait_for("frames after the reconnect", lambda: len(frames(r, keys, "hang")) > first, timeout=10)
+        wait_for(lambda: len(frames(r, keys, "hang")) > first, 10, "frames after the reconnect")
         assert int(status(r, keys, "hang")["reconnects"]) >= 1
 
 
@@ -197,21 +204,28 @@ def test_producer_recovers_when_redis_restarts(tmp_path: Path, caplog: pytest.Lo
     caplog.set_level(logging.INFO)
     state, port = tmp_path / "redis", free_port()
     server = EmbeddedRedis(state, port=port, persist=True).start()  # its own server: this test stops it
-    settings = Settings.from_env().override(redis_url=server.url, prefix="restart", producer_metrics_port=0)
+    # Every frame whole: the looped second of video would soon read as still (tests/test_producer_motion.py).
+    settings = Settings.from_env().override(redis_url=server.url, prefix="restart", producer_metrics_port=0,
+                                            motion=False)
     keys, r = Keys("restart"), redis.Redis.from_url(server.url)
-    Registry(r, keys).put(CameraConfig("lobby", str(make_video(tmp_path / "v.avi", seconds=1)), loop=True))
+    Registry(r, keys).put(CameraConfig(id="lobby", url=str(make_video(tmp_path / "v.avi", seconds=1)), loop=True))
     producer = ProducerService(settings).start()
     try:
-        wait_for("frames before the restart", lambda: len(frames(r, keys, "lobby")) >= 5)
+        wait_for(lambda: len(frames(r, keys, "lobby")) >= 5, 10, "frames before the restart")
         server.stop()
-        time.sleep(2.0)  # capture goes on meanwhile; its frames are dropped and counted
+        # Capture goes on meanwhile: its frames are dropped and counted (in the producer; its status waits for Redis).
+        sample = producer.metrics.registry.get_sample_value
+        dropped = {"camera": "lobby", "reason": "redis_down"}
+        wait_for(lambda: (sample("maskwatch_frames_skipped_total", dropped) or 0) >= 5, 10,
+                 "frames dropped while Redis is down")
         back_ms = int(time.time() * 1000)
         server = EmbeddedRedis(state, port=port, persist=True).start()
         before = [f for f in frames(r, keys, "lobby") if f.ts < back_ms]
-        after = wait_for("frames after the restart",
-                         lambda: [f for f in frames(r, keys, "lobby") if f.ts >= back_ms][4:], timeout=10)
+        after = wait_for(lambda: [f for f in frames(r, keys, "lobby") if f.ts >= back_ms][4:], 10,
+                         "frames after the restart")
         assert after[0].seq > before[-1].seq
-        wait_for("the dropped frames in the status", lambda: int(status(r, keys, "lobby").get("dropped", 0)) >= 5)
+        wait_for(lambda: int(status(r, keys, "lobby").get("dropped", 0)) >= 5, 10,
+                 "the dropped frames in the status")
         assert status(r, keys, "lobby")["state"] == "online"
     finally:
         producer.stop()

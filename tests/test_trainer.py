@@ -14,6 +14,7 @@ pytest.importorskip("torch")
 
 from maskwatch.artifact import ModelArtifact
 from maskwatch.cli import build_parser
+from maskwatch.cli import main as cli_main
 from tests.conftest import DATA, MODELS, need_shared
 from trainer import train as train_mod
 from trainer.datasets import DatasetError, load_dataset
@@ -45,12 +46,16 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def train_args(data: Path, out: Path, *extra: str) -> argparse.Namespace:
+def train_argv(data: Path, out: Path, *extra: str) -> list[str]:
+    """`maskwatch train` with a small, quick recipe."""
     need_shared(INIT)
-    return build_parser().parse_args([
-        "train", "--data", str(data), "--out", str(out), "--epochs", "2", "--input-size", "64", "--views", "2",
-        "--init-weights", str(INIT), "--unfreeze", "1", "--finetune-epochs", "1", "--batch-size", "8",
-        "--seed", "3", *extra])
+    return ["train", "--data", str(data), "--out", str(out), "--epochs", "2", "--input-size", "64", "--views", "2",
+            "--init-weights", str(INIT), "--unfreeze", "1", "--finetune-epochs", "1", "--batch-size", "8",
+            "--seed", "3", *extra]
+
+
+def train_args(data: Path, out: Path, *extra: str) -> argparse.Namespace:
+    return build_parser().parse_args(train_argv(data, out, *extra))
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +82,12 @@ def test_training_writes_a_loadable_artifact_and_every_report(trained: Path) -> 
     assert metrics["parity"]["ok"] and metrics["parity"]["max_abs_prob_diff"] < 1e-3
     assert metrics["data"]["train"] == {"n": 24, "with_mask": 12, "without_mask": 12, "skipped": 0}
     assert len(metrics["history"]) == 3  # two head epochs, one fine-tuning epoch
+    # The reported accuracy is what the confusion matrix of the 12 test images says.
     test = metrics["evaluation"]["test"]
-    assert test["n"] == 12 and 0.0 <= test["accuracy"] <= 1.0
+    confusion = np.array(test["confusion"])
+    assert test["n"] == confusion.sum() == 12
+    assert test["accuracy"] == pytest.approx(np.trace(confusion) / 12)
+    assert test["per_class"]["without_mask"]["recall"] == pytest.approx(confusion[1, 1] / confusion[1].sum())
     for png in ("training_curves", "confusion_matrix", "roc", "samples", "samples_degraded", "samples_other_degraded"):
         assert (trained / f"{png}.png").stat().st_size > 5000
     card = (trained / "MODEL_CARD.md").read_text()
@@ -86,9 +95,10 @@ def test_training_writes_a_loadable_artifact_and_every_report(trained: Path) -> 
 
 
 def test_training_learns_something(trained: Path) -> None:
-    # 24 images and three epochs: far from the real model, but better than chance on held-out faces.
-    metrics = json.loads((trained / "metrics.json").read_text())
-    assert metrics["evaluation"]["test"]["balanced_accuracy"] >= 0.75
+    # 24 images and three epochs from ImageNet weights: masked and bare faces are far apart, so even this
+    # tiny run tells most held-out test faces apart (chance is 0.5).
+    test = json.loads((trained / "metrics.json").read_text())["evaluation"]["test"]
+    assert test["accuracy"] >= 0.75 and test["balanced_accuracy"] >= 0.75, test
 
 
 def test_same_seed_same_weights_and_an_interrupted_run_resumes_to_them(
@@ -114,8 +124,7 @@ def test_same_seed_same_weights_and_an_interrupted_run_resumes_to_them(
 
 def test_resume_refuses_a_checkpoint_of_other_settings(tiny: Path, trained: Path, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    args = train_args(tiny, tmp_path, "--resume", str(trained / "checkpoint.pt"), "--lr", "0.01")
-    assert train_mod.main(args) == 2
+    assert cli_main(train_argv(tiny, tmp_path, "--resume", str(trained / "checkpoint.pt"), "--lr", "0.01")) == 2
     assert "other settings (lr)" in capsys.readouterr().err
 
 
@@ -153,7 +162,7 @@ def test_bad_data_folders_give_clear_errors(tmp_path: Path, make, message: str,
     make(data)
     with pytest.raises(DatasetError, match=message):
         load_dataset(data)
-    assert train_mod.main(train_args(data, tmp_path / "out")) == 2
+    assert cli_main(train_argv(data, tmp_path / "out")) == 2
     assert message in capsys.readouterr().err
 
 
@@ -167,9 +176,7 @@ def test_only_readable_class_images_count(tmp_path: Path) -> None:
 
 def test_missing_init_weights_are_an_error_not_a_random_start(tiny: Path, tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    args = train_args(tiny, tmp_path)
-    args.init_weights = str(tmp_path / "nope.pth")
-    assert train_mod.main(args) == 2
+    assert cli_main(train_argv(tiny, tmp_path, "--init-weights", str(tmp_path / "nope.pth"))) == 2
     assert "no such file" in capsys.readouterr().err
     assert not (tmp_path / "model.mwm").exists()
 

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from maskwatch.codec import Result, decode_event, decode_result
 from maskwatch.cli.embedded_redis import EmbeddedRedis, free_port
+from maskwatch.codec import Result, decode_event, decode_result
 from maskwatch.keys import Keys
 from maskwatch.settings import Settings
+from maskwatch.streams import ensure_group
 from maskwatch.vision.pipeline import Pipeline
 from tests.conftest import DATA, need_shared
-from tests.frames import push_frames, scenes, totals, wait_for
+from tests.frames import push_frames, push_gated, scenes, totals
+from tests.support.waiting import wait_for
 from worker.commit import Committer, Outcome
-from maskwatch.streams import ensure_group
 from worker.service import Worker
 
 
@@ -50,9 +53,10 @@ class Running:
 
 
 def test_counts_and_labels_match_known_faces(settings, r, keys, pipeline, known_scenes):
+    """Every face of every frame classified (tracking off): these stills are unrelated scenes, not a video."""
     push_frames(r, keys, "lobby", [s.image for s in known_scenes])
-    with Running(settings, pipeline):
-        assert wait_for(lambda: totals(r, keys, "lobby").get("frames") == len(known_scenes))
+    with Running(settings.override(tracking=False), pipeline):
+        wait_for(lambda: totals(r, keys, "lobby").get("frames") == len(known_scenes), 30, "every frame counted")
     t = totals(r, keys, "lobby")
     truth = sum(len(s.faces) for s in known_scenes)
     assert 0.8 * truth <= t["faces"] <= truth, f"found {t['faces']} of {truth} faces"
@@ -66,7 +70,7 @@ def test_counts_and_labels_match_known_faces(settings, r, keys, pipeline, known_
     right = sum(t.label == got for t, got in pairs)
     assert right >= 0.9 * len(pairs), f"{right} of {len(pairs)} found faces labelled right"
     # Minute statistics hold the same counts as the totals.
-    day_keys = r.keys(f"{keys.prefix}:stats:lobby:*")
+    day_keys = r.keys(keys.stats("lobby", "*"))
     assert len(day_keys) == 1 and 0 < r.ttl(day_keys[0]) <= 8 * 86400
     stats = {k.decode(): int(v) for k, v in r.hgetall(day_keys[0]).items()}
     assert sum(v for k, v in stats.items() if k.endswith(":frames")) == len(known_scenes)
@@ -78,10 +82,62 @@ def test_counts_and_labels_match_known_faces(settings, r, keys, pipeline, known_
     assert r.get(keys.snap(events[0].snap))[:2] == b"\xff\xd8"
 
 
+def test_a_person_standing_still_keeps_one_track_and_a_right_label(settings, r, keys, pipeline):
+    """A person walks in and stands 25 s: motion gating sends only keyframes meanwhile, the tracker keeps them."""
+    from bench.scenes.walking import preset_scene
+
+    need_shared(DATA / "facemask12k" / "test")
+    scene = preset_scene("still_person", seed=2)
+    (person,) = scene.people
+    start_ms = int(time.time() * 1000) - 60_000
+    sent, idle = push_gated(r, keys, "hall", ((seq, ts, img) for seq, ts, img, _ in scene.frames()), start_ms)
+    assert idle > sent / 2, "standing still, most frames are idle"
+    with Running(settings, pipeline):
+        wait_for(lambda: totals(r, keys, "hall").get("frames") == sent, 60, "every frame sent counted")
+    results = [decode_result(f) for _, f in r.xrange(keys.results)]
+    still = range(person.still_frames[0], person.still_frames[1] + 1)
+    tracks = [f.track for res in results if res.seq in still for f in res.faces]
+    assert len(tracks) >= 8, f"the standing person found on only {len(tracks)} keyframes"
+    (track, n), *others = Counter(tracks).most_common()
+    assert n >= 0.9 * len(tracks), f"the standing person split into tracks {Counter(tracks)}"
+    labels = {f.label for res in results for f in res.faces if f.track == track}
+    assert labels == {person.label}, f"voted {labels}, truth {person.label}"
+    assert r.get(keys.tracks("hall")), "the tracker state is checkpointed with the commits"
+
+
+def test_tracks_continue_on_the_next_worker(settings, r, keys, pipeline):
+    """The camera moves to another worker mid-scene: it resumes from the committed tracker state, same ids."""
+    from bench.scenes.walking import preset_scene
+
+    need_shared(DATA / "facemask12k" / "test")
+    scene = preset_scene("still_person", seed=2)
+    (person,) = scene.people
+    first, last = person.still_frames
+    half = (first + last) // 2
+    frames = [(seq, ts, img) for seq, ts, img, _ in scene.frames()]
+    start_ms = int(time.time() * 1000) - 60_000
+    # Track ids count on from a checkpoint: start it at 50, so a worker that ignored it would say hall-1.
+    r.set(keys.tracks("hall"), json.dumps({"v": 1, "next_id": 50, "ts": None, "tracks": []}))
+    sent, _ = push_gated(r, keys, "hall", frames[:half], start_ms)
+    with Running(settings, pipeline, "before"):
+        wait_for(lambda: totals(r, keys, "hall").get("frames") == sent, 60, "the first half counted")
+    state = json.loads(r.get(keys.tracks("hall")))
+    assert [t["id"] for t in state["tracks"]] == [50] and state["next_id"] == 51, "the commit checkpoints the tracker"
+    sent2, _ = push_gated(r, keys, "hall", frames[half:], start_ms)  # a new producer: its gate starts afresh
+    with Running(settings, pipeline, "after"):
+        wait_for(lambda: totals(r, keys, "hall").get("frames") == sent + sent2, 60, "the second half counted")
+    results = [decode_result(f) for _, f in r.xrange(keys.results)]
+    by_worker = {w: {f.track for res in results if res.worker == w and first <= res.seq <= last for f in res.faces}
+                 for w in ("before", "after")}
+    assert by_worker["before"] and by_worker["after"], by_worker
+    assert "hall-50" in by_worker["before"], f"the first worker did not resume the checkpoint: {by_worker}"
+    assert "hall-50" in by_worker["after"], f"the standing person's track did not carry over: {by_worker}"
+
+
 def test_commit_counts_a_frame_once(settings, r, keys):
-    ensure_group(r, keys)
+    ensure_group(r, keys, "door")
     (entry_id,) = push_frames(r, keys, "door", [__import__("numpy").zeros((8, 8, 3), "uint8")])
-    r.xreadgroup(keys.group, "a", {keys.frames: ">"})
+    r.xreadgroup(keys.group, "a", {keys.frames("door"): ">"})
     committer = Committer(r, keys, settings)
     outcome = Outcome(entry_id, Result(cam="door", seq=0, ts=1_700_000_000_000, done_ts=1_700_000_000_100))
     assert committer.commit([outcome]) == [1]
@@ -91,41 +147,46 @@ def test_commit_counts_a_frame_once(settings, r, keys):
 
 
 def test_corrupt_and_malformed_entries_are_dead_lettered(settings, r, keys, pipeline, known_scenes):
-    ensure_group(r, keys)
     push_frames(r, keys, "lobby", [known_scenes[0].image])
-    r.xadd(keys.frames, {"v": 1, "cam": "lobby", "seq": 1, "ts": 1, "w": 4, "h": 4, "jpg": b"\xff\xd8not a jpeg"})
-    r.xadd(keys.frames, {"v": 1, "cam": "lobby", "seq": "x", "ts": 1, "w": 4, "h": 4, "jpg": b"x"})
-    r.xadd(keys.frames, {"v": 99, "cam": "lobby", "seq": 3, "ts": 1, "w": 4, "h": 4, "jpg": b"x"})
+    stream = keys.frames("lobby")
+    r.xadd(stream, {"v": 1, "cam": "lobby", "seq": 1, "ts": 1, "w": 4, "h": 4, "jpg": b"\xff\xd8not a jpeg"})
+    r.xadd(stream, {"v": 1, "cam": "lobby", "seq": "x", "ts": 1, "w": 4, "h": 4, "jpg": b"x"})
+    r.xadd(stream, {"v": 99, "cam": "lobby", "seq": 3, "ts": 1, "w": 4, "h": 4, "jpg": b"x"})
     push_frames(r, keys, "lobby", [known_scenes[1].image], start_seq=4)
     with Running(settings, pipeline):
-        assert wait_for(lambda: r.xlen(keys.dlq) == 3 and totals(r, keys, "lobby").get("frames") == 2)
+        wait_for(lambda: r.xlen(keys.dlq) == 3 and totals(r, keys, "lobby").get("frames") == 2, 30,
+                 "three entries dead-lettered and the two good frames counted")
     errors = [f[b"error"].decode() for _, f in r.xrange(keys.dlq)]
     assert any("'jpg'" in e and "JPEG" in e for e in errors)
     assert any("'seq'" in e and "integer" in e for e in errors)
     assert any("'v'" in e and "version 99" in e for e in errors)
     assert int(r.get(keys.dead_lettered)) == 3
-    assert r.xpending(keys.frames, keys.group)["pending"] == 0
+    assert r.xpending(stream, keys.group)["pending"] == 0
 
 
 def test_frames_failing_too_often_are_dead_lettered(settings, r, keys, pipeline, known_scenes):
-    ensure_group(r, keys)
+    ensure_group(r, keys, "lobby")
     push_frames(r, keys, "lobby", [known_scenes[0].image])
-    s = settings.override(claim_idle_ms=1, max_deliveries=2)
+    s = settings.override(max_deliveries=2)
     # Two workers took the frame in turn and died before committing it.
-    r.xreadgroup(keys.group, "crashed-1", {keys.frames: ">"})
-    r.xautoclaim(keys.frames, keys.group, "crashed-2", 0, count=10)
+    r.xreadgroup(keys.group, "crashed-1", {keys.frames("lobby"): ">"})
+    r.xautoclaim(keys.frames("lobby"), keys.group, "crashed-2", 0, count=10)
+    # A frame delivered for the first time: the worker counts it, so the one it does not count is its choice.
+    push_frames(r, keys, "lobby", [known_scenes[1].image], start_seq=1)
     with Running(s, pipeline):
-        assert wait_for(lambda: r.xlen(keys.dlq) == 1)
+        wait_for(lambda: r.xlen(keys.dlq) == 1 and totals(r, keys, "lobby").get("frames") == 1, 30,
+                 "the twice-failed frame dead-lettered and the fresh one counted")
     (entry,) = [f for _, f in r.xrange(keys.dlq)]
-    assert b"deliveries" in entry[b"error"] and int(entry[b"deliveries"]) == 3
-    assert totals(r, keys, "lobby") == {}
+    assert b"deliveries" in entry[b"error"] and int(entry[b"deliveries"]) == 3 and int(entry[b"seq"]) == 0
+    assert totals(r, keys, "lobby")["frames"] == 1
+    assert [decode_result(f).seq for _, f in r.xrange(keys.results)] == [1], "only the fresh frame has a result"
 
 
 def test_violation_events_are_throttled_per_camera(settings, r, keys, pipeline, known_scenes):
     push_frames(r, keys, "a", [s.image for s in known_scenes[:3]])
     push_frames(r, keys, "b", [s.image for s in known_scenes[3:]])
     with Running(settings, pipeline), Running(settings, pipeline, "w2"):
-        assert wait_for(lambda: r.xlen(keys.results) == len(known_scenes))
+        wait_for(lambda: r.xlen(keys.results) == len(known_scenes), 30, "a result for every frame")
     cams = sorted(decode_event(f).cam for _, f in r.xrange(keys.events))
     assert cams == ["a", "b"], "one event per camera within the window, even across two workers"
 
@@ -142,9 +203,9 @@ def test_worker_survives_a_redis_restart(restartable_redis, pipeline, known_scen
     keys, r = Keys("rr"), redis.Redis.from_url(restartable_redis.url)
     push_frames(r, keys, "lobby", [known_scenes[0].image])
     with Running(s, pipeline):
-        assert wait_for(lambda: totals(r, keys, "lobby").get("frames") == 1)
+        wait_for(lambda: totals(r, keys, "lobby").get("frames") == 1, 30, "the frame before the restart counted")
         restartable_redis.stop()
         restartable_redis.start()  # same port, empty: the group is gone too
         push_frames(r, keys, "lobby", [known_scenes[1].image], start_seq=1)
-        assert wait_for(lambda: totals(r, keys, "lobby").get("frames") == 1, timeout=30), "frame after the restart"
+        wait_for(lambda: totals(r, keys, "lobby").get("frames") == 1, 30, "the frame after the restart counted")
     assert json.loads(next(f for _, f in r.xrange(keys.results))[b"faces"])

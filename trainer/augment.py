@@ -88,7 +88,8 @@ def colour_jitter(img: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig)
 
 def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
     ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    return cv2.imdecode(enc, cv2.IMREAD_COLOR) if ok else img
+    out = cv2.imdecode(enc, cv2.IMREAD_COLOR) if ok else None
+    return img if out is None else out
 
 
 def augment(img: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig, label: int) -> np.ndarray:

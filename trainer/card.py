@@ -53,7 +53,8 @@ def render(meta: ModelMeta, metrics: dict) -> str:
 {data}
 - Data fingerprint `{meta.data_fingerprint}`.
 - Recipe: {phases}; input {meta.input_size} px; augmentation {'on' if r['augment'] else 'off'}
-  (the clean image and {r['views']} augmented view(s) of it, cached); batch {r['batch_size']}; learning rate {r['lr']}; seed {r['seed']}.
+  (the clean image and {r['views']} augmented view(s) of it, cached); batch {r['batch_size']};
+  learning rate {r['lr']}; seed {r['seed']}.
 - Selected: phase {r['selected']['phase']} epoch {r['selected']['epoch']} by validation balanced accuracy
   averaged over clean and degraded ({', '.join(f'{p} px' for p in r['degrade'])}) images: {r['selected']['score']:.4f}.
 - Training time: {metrics['train_seconds'] / 60:.1f} min ({metrics['total_seconds'] / 60:.1f} min with the evaluation

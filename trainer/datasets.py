@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from maskwatch.artifact import CLASSES
+from maskwatch.exceptions import MaskWatchError
 from maskwatch.vision.pipeline import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ _SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "v
                 "test": "test", "testing": "test"}
 
 
-class DatasetError(ValueError):
+class DatasetError(MaskWatchError):
     """A data folder the trainer cannot use; the message names the folder and what is wrong."""
 
 
@@ -63,10 +64,19 @@ class Split:
         return Split(name, [self.paths[i] for i in idx], self.labels[idx], [self.blobs[i] for i in idx])
 
 
-def decode(blob: bytes) -> np.ndarray | None:
+def try_decode(blob: bytes) -> np.ndarray | None:
     """BGR uint8 image from encoded bytes, or None when the bytes are not a readable image."""
     img = cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)
     return img if img is not None and img.size else None
+
+
+def decode(blob: bytes) -> np.ndarray:
+    """BGR uint8 image from the bytes of a :class:`Split`, which :func:`load_split` checked are readable."""
+    img = try_decode(blob)
+    if img is None:
+        raise DatasetError("image bytes that do not decode as an image; build splits with load_split, "
+                           "which skips unreadable files")
+    return img
 
 
 def class_folders(folder: Path, strict: bool) -> dict[int, Path]:
@@ -108,7 +118,7 @@ def load_split(folder: Path, name: str, strict: bool = True, limit: int | None =
     labels = []
     for path, idx in tqdm(entries, desc=f"read {name}", unit="img", leave=False):
         blob = path.read_bytes()
-        if decode(blob) is None:
+        if try_decode(blob) is None:
             split.skipped.append(str(path))
             continue
         split.paths.append(path)

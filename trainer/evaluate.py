@@ -12,17 +12,17 @@ import argparse
 import json
 import logging
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from maskwatch.artifact import CLASSES, ArtifactError, ModelArtifact, default_model_path
+from maskwatch.artifact import CLASSES, ModelArtifact, default_model_path
+from maskwatch.exceptions import SettingsError
 from maskwatch.runtimes import Runtime, load_runtime
 from maskwatch.vision.preprocess import to_batch
 from trainer.augment import degrade
-from trainer.datasets import DatasetError, Split, decode, load_split
+from trainer.datasets import Split, decode, load_split
 from trainer.metrics import summary
 
 log = logging.getLogger(__name__)
@@ -75,15 +75,10 @@ def main(args: argparse.Namespace) -> int:
     model_path = Path(args.model) if args.model else default_model_path()
     degrade_px = args.degrade
     if degrade_px is not None and degrade_px < 4:
-        print(f"error: --degrade {degrade_px}: give a face width of at least 4 px", file=sys.stderr)
-        return 2
-    try:
-        artifact = ModelArtifact.load(model_path)
-        split = load_split(Path(args.data), "data", strict=False)
-        runtime = load_runtime(artifact, args.runtime, "cpu" if args.runtime == "onnx" else "auto")
-    except (ArtifactError, DatasetError, ValueError, ImportError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise SettingsError(f"--degrade {degrade_px}: give a face width of at least 4 px")
+    artifact = ModelArtifact.load(model_path)
+    split = load_split(Path(args.data), "data", strict=False)
+    runtime = load_runtime(artifact, args.runtime, "cpu" if args.runtime == "onnx" else "auto")
     result = evaluate(runtime, artifact, split, degrade_px)
     if args.json:
         print(json.dumps(_json_safe(result)))

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from maskwatch.artifact import ModelMeta
 from maskwatch.vision.preprocess import to_batch
 from trainer.datasets import Split, decode
+from trainer.model import Upper
 
 ViewFn = Callable[[np.ndarray, int], np.ndarray]  # (image, index in split) -> view
 
@@ -54,7 +55,7 @@ def extract(split: Split, view: ViewFn, stem: StemRunner, meta: ModelMeta, path:
     """Stem outputs of one view of every image of ``split``, cached in ``path`` (float16)."""
     if path.exists():
         return np.load(path, mmap_mode="r")
-    out: np.ndarray | None = None
+    out: np.memmap | None = None
     tmp = path.with_name(path.stem + ".partial.npy")
     path.parent.mkdir(parents=True, exist_ok=True)
     with tqdm(total=len(split), desc=desc, unit="img", leave=False) as bar:
@@ -72,7 +73,7 @@ def extract(split: Split, view: ViewFn, stem: StemRunner, meta: ModelMeta, path:
     return np.load(path, mmap_mode="r")
 
 
-def pool_upper(upper: torch.nn.Module, feats: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def pool_upper(upper: Upper, feats: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Frozen upper blocks + pooling over cached stem outputs: the head's inputs (float32)."""
     out = []
     with torch.inference_mode():

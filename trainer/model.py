@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from maskwatch.exceptions import MaskWatchError
 from maskwatch.runtimes.torch import MaskNet, fold_batchnorm
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 NUM_BLOCKS = 19  # len(mobilenet_v2().features): stem conv, 17 inverted residuals, final 1x1 conv
 
 
-class InitWeightsError(ValueError):
+class InitWeightsError(MaskWatchError):
     """Initial weights that cannot be had or do not fit MobileNetV2."""
 
 
@@ -51,14 +52,15 @@ def load_init_weights(model: MaskNet, spec: str) -> str:
         if not path.is_file():
             raise InitWeightsError(f"--init-weights {spec}: no such file (use 'imagenet' or a .pth state dict)")
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise InitWeightsError(f"--init-weights {path}: not a torch state dict ({exc})") from exc
-        state = state.get("state_dict", state) if isinstance(state, dict) else state
-        if not isinstance(state, dict):
-            raise InitWeightsError(f"--init-weights {path}: holds a {type(state).__name__}, not a state dict")
-        source = str(path)
-    state = {k.removeprefix("module."): v for k, v in state.items() if k.removeprefix("module.").startswith("features.")}
+        loaded = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else loaded
+        if not isinstance(loaded, dict):
+            raise InitWeightsError(f"--init-weights {path}: holds a {type(loaded).__name__}, not a state dict")
+        state, source = loaded, str(path)
+    state = {k.removeprefix("module."): v for k, v in state.items()
+             if k.removeprefix("module.").startswith("features.")}
     expected = [k for k in model.state_dict() if k.startswith("features.") and not k.endswith("num_batches_tracked")]
     missing = [k for k in expected if k not in state]
     if missing:
@@ -140,7 +142,8 @@ def to_onnx(module: nn.Module, size: int, output: str) -> bytes:
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(folded, (torch.zeros(1, 3, size, size),), buf, dynamo=False, input_names=["input"],
-                          output_names=[output], dynamic_axes={"input": {0: "n"}, output: {0: "n"}},
-                          opset_version=17)
+        # torch annotates f as a path only; the TorchScript exporter (dynamo=False) writes to a file object too.
+        torch.onnx.export(folded, (torch.zeros(1, 3, size, size),), buf,  # type: ignore[arg-type]
+                          dynamo=False, input_names=["input"], output_names=[output],
+                          dynamic_axes={"input": {0: "n"}, output: {0: "n"}}, opset_version=17)
     return buf.getvalue()

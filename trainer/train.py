@@ -36,13 +36,13 @@ from tqdm import tqdm
 
 import maskwatch
 from maskwatch.artifact import CLASSES, ModelArtifact, ModelMeta
+from maskwatch.exceptions import InputError, SettingsError
 from trainer import card, features, plots
 from trainer import model as netlib
 from trainer.augment import AugmentConfig, augment, degrade, view_rng
-from trainer.datasets import DatasetError, Split, fingerprint, load_dataset
+from trainer.datasets import Split, fingerprint, load_dataset
 from trainer.evaluate import predict
 from trainer.metrics import summary
-from trainer.model import InitWeightsError
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +93,15 @@ class Recipe:
     def validate(self) -> None:
         checks = [(32 <= self.input_size <= 512, f"--input-size {self.input_size}: use 32..512 pixels"),
                   (self.epochs >= 1, f"--epochs {self.epochs}: train at least one epoch"),
-                  (0 <= self.unfreeze <= netlib.NUM_BLOCKS, f"--unfreeze {self.unfreeze}: MobileNetV2 has {netlib.NUM_BLOCKS} feature blocks"),
+                  (0 <= self.unfreeze <= netlib.NUM_BLOCKS,
+                   f"--unfreeze {self.unfreeze}: MobileNetV2 has {netlib.NUM_BLOCKS} feature blocks"),
                   (self.batch_size >= 2, f"--batch-size {self.batch_size}: use at least 2"),
                   (self.lr > 0, f"--lr {self.lr}: must be positive"),
                   (self.views >= 0, f"--views {self.views}: zero or more augmented views"),
                   (all(4 <= px for px in self.degrade), f"--degrade {self.degrade}: face widths of at least 4 px")]
         for ok, message in checks:
             if not ok:
-                raise ValueError(message)
+                raise SettingsError(message)
 
     @property
     def cut(self) -> int:
@@ -137,8 +138,10 @@ def extract_all(recipe: Recipe, model: netlib.MaskNet, splits: dict[str, Split],
     # The clean image is always one of the views: it keeps clean accuracy up (measured in docs/training.md).
     views = [features.extract(train, lambda img, i: img, stem, meta, path(train, degrade=0), "cache train clean")]
     for v in range(recipe.views if recipe.augment else 0):
-        fn = lambda img, i, v=v: augment(img, view_rng(recipe.seed, i, v), aug, train.labels[i])
-        views.append(features.extract(train, fn, stem, meta, path(train, view=v, augment=aug.as_dict()),
+        def augmented(img: np.ndarray, i: int, v: int = v) -> np.ndarray:
+            return augment(img, view_rng(recipe.seed, i, v), aug, train.labels[i])
+
+        views.append(features.extract(train, augmented, stem, meta, path(train, view=v, augment=aug.as_dict()),
                                       f"cache train view {v + 1}/{recipe.views}"))
     val = {}
     for px in [0, *recipe.degrade]:
@@ -152,8 +155,9 @@ class Trainer:
     """Epochs over cached features, validation, selection and checkpoints."""
 
     def __init__(self, recipe: Recipe, model: netlib.MaskNet, cached: Cached, labels: dict[str, np.ndarray],
-                 out: Path):
+                 out: Path, data_fp: str):
         self.recipe, self.model, self.cached, self.labels, self.out = recipe, model, cached, labels, out
+        self.data_fp = data_fp  # the checkpoint records it so --resume refuses other data
         self.history: list[dict] = []
         self.best: dict | None = None
         self.upper = netlib.Upper(model, recipe.cut)
@@ -167,7 +171,7 @@ class Trainer:
 
     def _evaluate(self, module: nn.Module, val: dict[int, np.ndarray]) -> dict:
         module.eval()
-        result = {}
+        per_px: dict[str, dict[str, float]] = {}
         with torch.inference_mode():
             for px, x in val.items():
                 logits = torch.cat([module(torch.from_numpy(np.asarray(x[i:i + 256], np.float32)))
@@ -175,11 +179,11 @@ class Trainer:
                 p = torch.softmax(logits, 1)[:, POS].numpy()
                 s = summary(self.labels["val"], p)
                 loss = nn.functional.cross_entropy(logits, torch.from_numpy(self.labels["val"])).item()
-                result[str(px)] = {"balanced_accuracy": s["balanced_accuracy"], "accuracy": s["accuracy"],
+                per_px[str(px)] = {"balanced_accuracy": s["balanced_accuracy"], "accuracy": s["accuracy"],
                                    "without_mask_recall": s["per_class"]["without_mask"]["recall"], "loss": loss}
-        result["score"] = float(np.mean([r["balanced_accuracy"] for r in result.values()]))
-        result["loss"] = float(np.mean([r["loss"] for k, r in result.items() if k != "score"]))
-        return result
+        score = float(np.mean([r["balanced_accuracy"] for r in per_px.values()]))
+        loss = float(np.mean([r["loss"] for r in per_px.values()]))
+        return {**per_px, "score": score, "loss": loss}
 
     def run_phase(self, phase: int, start_epoch: int, optimizer: torch.optim.Optimizer,
                   scheduler: torch.optim.lr_scheduler.LRScheduler, epochs: int,
@@ -187,8 +191,9 @@ class Trainer:
         r = self.recipe
         y = torch.from_numpy(self.labels["train"])
         n = len(y)
-        bar = tqdm(range(start_epoch, epochs), desc=f"phase {phase} ({'head' if phase == 1 else f'last {r.unfreeze} blocks + head'})",
-                   unit="epoch", initial=start_epoch, total=epochs)
+        what = "head" if phase == 1 else f"last {r.unfreeze} blocks + head"
+        bar = tqdm(range(start_epoch, epochs), desc=f"phase {phase} ({what})", unit="epoch", initial=start_epoch,
+                   total=epochs)
         for epoch in bar:
             t0 = time.time()
             g = torch.Generator().manual_seed(r.seed * 1000 + phase * 100 + epoch)
@@ -229,7 +234,7 @@ class Trainer:
                         scheduler: torch.optim.lr_scheduler.LRScheduler) -> None:
         ckpt = {"recipe": asdict(self.recipe), "phase": phase, "epoch": epoch, "model": self.model.state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "history": self.history, "best": self.best, "data": self.labels.get("fingerprint")}
+                "history": self.history, "best": self.best, "data": self.data_fp}
         tmp = self.out / "checkpoint.pt.tmp"
         torch.save(ckpt, tmp)
         tmp.replace(self.out / "checkpoint.pt")
@@ -258,8 +263,8 @@ def train(recipe: Recipe, data: Path, out: Path, resume: Path | None = None,
     model.eval()
     meta = ModelMeta(classes=list(CLASSES), input_size=recipe.input_size, head=list(recipe.head))
     cached = extract_all(recipe, model, splits, meta, out / "cache", init_source)
-    labels = {"train": splits["train"].labels, "val": splits["val"].labels, "fingerprint": data_fp}
-    trainer = Trainer(recipe, model, cached, labels, out)
+    labels = {"train": splits["train"].labels, "val": splits["val"].labels}
+    trainer = Trainer(recipe, model, cached, labels, out, data_fp)
     n = len(splits["train"])
     start_phase, start_epoch = (ckpt["phase"], ckpt["epoch"]) if ckpt else (1, 0)
     if ckpt:
@@ -294,13 +299,14 @@ def train(recipe: Recipe, data: Path, out: Path, resume: Path | None = None,
 
 def _load_checkpoint(path: Path, recipe: Recipe, data_fp: str) -> dict:
     if not path.is_file():
-        raise ValueError(f"--resume {path}: no such checkpoint")
+        raise InputError(f"--resume {path}: no such checkpoint; give the checkpoint.pt of an earlier run")
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     if ckpt.get("data") != data_fp:
-        raise ValueError(f"--resume {path}: the checkpoint was trained on other data (fingerprint differs)")
+        raise InputError(f"--resume {path}: the checkpoint was trained on other data (fingerprint differs); "
+                         "resume with the same --data")
     if ckpt["recipe"] != asdict(recipe):
         diff = sorted(k for k in ckpt["recipe"] if ckpt["recipe"][k] != asdict(recipe).get(k))
-        raise ValueError(f"--resume {path}: the checkpoint used other settings ({', '.join(diff)}); "
+        raise InputError(f"--resume {path}: the checkpoint used other settings ({', '.join(diff)}); "
                          "pass the same flags as the run that wrote it")
     return ckpt
 
@@ -312,6 +318,7 @@ def finish(recipe: Recipe, model: netlib.MaskNet, meta: ModelMeta, splits: dict[
     from maskwatch.runtimes.onnx import OnnxRuntime
     from trainer.datasets import load_split
 
+    assert trainer.best is not None  # train() loaded the best epoch before calling finish
     meta.data_fingerprint = data_fp
     meta.versions = {"maskwatch": maskwatch.__version__, "torch": torch.__version__,
                      "torchvision": _version("torchvision"), "onnx": _version("onnx"),
@@ -396,13 +403,9 @@ def _version(module: str) -> str:
 
 def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        recipe = Recipe.from_args(args)
-        resume = Path(args.resume) if getattr(args, "resume", None) else None
-        metrics = train(recipe, Path(args.data), Path(args.out), resume, list(getattr(args, "eval", None) or []))
-    except (DatasetError, InitWeightsError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    recipe = Recipe.from_args(args)
+    resume = Path(args.resume) if getattr(args, "resume", None) else None
+    metrics = train(recipe, Path(args.data), Path(args.out), resume, list(getattr(args, "eval", None) or []))
     ev = metrics["evaluation"]
     for key, s in ev.items():
         print(f"{key:<28} acc {s['accuracy']:.4f}  balanced {s['balanced_accuracy']:.4f}  "

@@ -5,7 +5,6 @@ The dashboard lists live workers from these keys; a worker that dies simply expi
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import threading
@@ -15,8 +14,7 @@ from dataclasses import dataclass, field
 import redis
 
 from maskwatch.keys import Keys
-
-log = logging.getLogger(__name__)
+from maskwatch.service import RedisOutage, redis_address
 
 
 @dataclass
@@ -35,16 +33,17 @@ class Throughput:
 
 class Heartbeat(threading.Thread):
     def __init__(self, r: redis.Redis, keys: Keys, worker_id: str, info: dict[str, object], counts: Throughput,
-                 ttl_ms: int, interval_s: float = 2.0):
+                 ttl_ms: int, interval_s: float = 2.0, outage: RedisOutage | None = None):
+        """``outage``: the worker's, so that one outage is said once per process."""
         super().__init__(name="heartbeat", daemon=True)
         self.r, self.key, self.worker_id, self.info, self.counts = r, keys.worker(worker_id), worker_id, info, counts
         self.ttl_ms, self.interval_s = ttl_ms, interval_s
+        self.outage = outage or RedisOutage(f"heartbeat {worker_id}", redis_address(r), "the worker may look gone")
         self.stopping = threading.Event()
         self.started_at = time.time()
 
     def run(self) -> None:
         last_t, last_frames, last_crops = time.monotonic(), 0, 0
-        down = False
         while not self.stopping.wait(self.interval_s):
             now = time.monotonic()
             with self.counts.lock:
@@ -54,16 +53,12 @@ class Heartbeat(threading.Thread):
                       "started": int(self.started_at), "last_seen": int(time.time()), "frames_total": frames,
                       "fps": round((frames - last_frames) / dt, 2), "crops_per_s": round((crops - last_crops) / dt, 2)}
             last_t, last_frames, last_crops = now, frames, crops
-            try:
-                with self.r.pipeline(transaction=True) as p:
-                    p.hset(self.key, mapping={k: str(v) for k, v in fields.items()})
-                    p.pexpire(self.key, self.ttl_ms)
-                    p.execute()
-                down = False
-            except redis.RedisError as exc:
-                if not down:
-                    log.warning("heartbeat: Redis unreachable (%s); retrying", exc)
-                down = True
+            if not self.outage.may_try():  # Redis is down, and the worker's loop tries it meanwhile
+                continue
+            with self.outage.guard(), self.r.pipeline(transaction=True) as p:
+                p.hset(self.key, mapping={k: str(v) for k, v in fields.items()})
+                p.pexpire(self.key, self.ttl_ms)
+                p.execute()
 
     def stop(self) -> None:
         self.stopping.set()

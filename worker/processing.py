@@ -1,4 +1,9 @@
-"""Turn a batch of stream entries into outcomes: decode, run the vision pipeline once, pick events.
+"""Turn a batch of stream entries into outcomes: decode, detect, track, classify once, pick events.
+
+Faces are searched in a frame's motion regions, or in the whole frame for keyframes. With
+tracking (:mod:`worker.tracks`), a face is classified only when its track asks for a look, and
+labelled with its track's vote; without, every face of every frame is classified. Either way the
+crops of the whole batch go through the classifier in one forward pass.
 
 Entries that cannot be decoded come back as failures (entry, reason) for the dead-letter stream;
 they never stop the rest of the batch.
@@ -11,26 +16,30 @@ import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from maskwatch.cameras import CameraConfig
-from maskwatch.codec import Event, Face, Frame, MessageError, Result, decode_frame
-from maskwatch.vision.annotate import annotate
-from maskwatch.vision.pipeline import DecodeError, FrameSpec, Pipeline, decode_jpeg, encode_jpeg
-from worker.commit import Outcome, now_ms
+from maskwatch.codec import Event, Face, Frame, Result, decode_frame
+from maskwatch.exceptions import DecodeError, MessageError
+from maskwatch.utils import now_ms
+from maskwatch.vision.detect import Detection
+from maskwatch.vision.jpeg import decode_jpeg
+from maskwatch.vision.pipeline import FrameSpec, Pipeline
+from maskwatch.vision.violations import find_violation, snapshot
+from worker.commit import Outcome
 from worker.consumer import Entry
+from worker.tracks import CameraTracks, Tracked
 
 log = logging.getLogger(__name__)
-SNAPSHOT_MAX_WIDTH = 960
 
 
 @dataclass
 class BatchOutput:
     outcomes: list[Outcome] = field(default_factory=list)
     failures: list[tuple[Entry, str]] = field(default_factory=list)
-    newest: dict[str, tuple[Frame, np.ndarray, list[Face]]] = field(default_factory=dict)  # per camera, for the live view
-    crops: int = 0
+    # per camera, the newest frame with its faces, for the live view
+    newest: dict[str, tuple[Frame, np.ndarray, list[Face]]] = field(default_factory=dict)
+    crops: int = 0  # faces classified
     detect_s: float = 0.0
     infer_s: float = 0.0
 
@@ -43,18 +52,12 @@ def _decode(entry: Entry) -> tuple[Frame, np.ndarray]:
         raise MessageError("frame", "jpg", f"is not a decodable JPEG ({exc})") from None
 
 
-def _shrink(image: np.ndarray, max_width: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    if w <= max_width:
-        return image
-    return cv2.resize(image, (max_width, round(h * max_width / w)), interpolation=cv2.INTER_AREA)
-
-
 class Processor:
     """Runs one batch through the pipeline; keeps per-camera throttles local to avoid needless snapshot work."""
 
-    def __init__(self, pipeline: Pipeline, worker_id: str, throttle_s: float, executor: Executor | None = None):
-        self.pipeline, self.worker_id, self.executor = pipeline, worker_id, executor
+    def __init__(self, pipeline: Pipeline, worker_id: str, throttle_s: float, executor: Executor | None = None,
+                 tracks: CameraTracks | None = None):
+        self.pipeline, self.worker_id, self.executor, self.tracks = pipeline, worker_id, executor, tracks
         self.throttle_ms = int(throttle_s * 1000)
         self._last_event: dict[str, int] = {}
 
@@ -68,30 +71,45 @@ class Processor:
                 out.failures.append((entry, got))
             else:
                 decoded.append((entry, *got))
-        specs = [_spec(cameras.get(f.cam)) for _, f, _ in decoded]
-        timings: dict[str, float] = {}
-        faces_per_frame = self.pipeline.analyze([img for _, _, img in decoded], specs, self.executor, timings)
-        out.crops, out.infer_s = int(timings["crops"]), timings["infer_s"]
-        out.detect_s = time.perf_counter() - t0 - out.infer_s  # decode + detect + crop
+        specs = [FrameSpec.for_camera(cameras.get(f.cam)) for _, f, _ in decoded]
+        detections = list(mapper(self._detect, decoded, specs))
+        t1 = time.perf_counter()
+        if self.tracks is not None:
+            tracked, out.crops = self.tracks.label([(f, img, dets) for (_, f, img), dets in zip(decoded, detections)])
+        else:
+            tracked, out.crops = self._classify_all(decoded, detections), sum(len(d) for d in detections)
+        out.detect_s, out.infer_s = t1 - t0, time.perf_counter() - t1  # decode + detect; track + classify
         done = now_ms()
-        for (entry, frame, image), faces in zip(decoded, faces_per_frame):
-            result = Result(cam=frame.cam, seq=frame.seq, ts=frame.ts, done_ts=done, faces=faces, worker=self.worker_id)
+        for (entry, frame, image), t in zip(decoded, tracked):
+            result = Result(cam=frame.cam, seq=frame.seq, ts=frame.ts, done_ts=done, faces=t.faces,
+                            worker=self.worker_id)
             event, snap = self._event(frame, image, result)
-            out.outcomes.append(Outcome(entry.id, result, event, snap))
+            out.outcomes.append(Outcome(entry.id, result, event, snap, t.state))
             newest = out.newest.get(frame.cam)
             if newest is None or frame.seq > newest[0].seq:
-                out.newest[frame.cam] = (frame, image, faces)
+                out.newest[frame.cam] = (frame, image, t.faces)
         return out
 
+    def _detect(self, item: tuple[Entry, Frame, np.ndarray], spec: FrameSpec) -> list[Detection]:
+        _, frame, image = item
+        return self.pipeline.detect(image, spec, None if frame.key else frame.regions)
+
+    def _classify_all(self, decoded: list[tuple[Entry, Frame, np.ndarray]],
+                      detections: list[list[Detection]]) -> list[Tracked]:
+        """Today's path without tracking: every face of every frame classified, in one forward pass."""
+        crops = [self.pipeline.crop(img, d.box) for (_, _, img), dets in zip(decoded, detections) for d in dets]
+        probs = iter(self.pipeline.p_without(crops).tolist())
+        return [Tracked([self.pipeline.label(d.box, next(probs)) for d in dets], "") for dets in detections]
+
     def _event(self, frame: Frame, image: np.ndarray, result: Result) -> tuple[Event | None, bytes]:
-        bad = [f for f in result.faces if f.label == "without_mask"]
-        if not bad or frame.ts - self._last_event.get(frame.cam, -self.throttle_ms) < self.throttle_ms:
+        violation = find_violation(result.faces)
+        if violation is None or frame.ts - self._last_event.get(frame.cam, -self.throttle_ms) < self.throttle_ms:
             return None, b""
         self._last_event[frame.cam] = frame.ts
-        worst = max(bad, key=lambda f: f.score)
-        event_id = f"{frame.cam}-{frame.ts}-{frame.seq}"
-        snapshot = encode_jpeg(_shrink(annotate(image, result.faces), SNAPSHOT_MAX_WIDTH), 80)
-        return Event(cam=frame.cam, seq=frame.seq, ts=frame.ts, score=worst.score, box=worst.box, snap=event_id), snapshot
+        worst = violation.worst
+        event = Event(cam=frame.cam, seq=frame.seq, ts=frame.ts, score=worst.score, box=worst.box,
+                      snap=f"{frame.cam}-{frame.ts}-{frame.seq}")
+        return event, snapshot(image, result.faces)
 
 
 def _try_decode(entry: Entry) -> tuple[Frame, np.ndarray] | str:
@@ -99,7 +117,3 @@ def _try_decode(entry: Entry) -> tuple[Frame, np.ndarray] | str:
         return _decode(entry)
     except MessageError as exc:
         return str(exc)
-
-
-def _spec(cam: CameraConfig | None) -> FrameSpec:
-    return FrameSpec(roi=cam.roi, min_face_px=cam.min_face_px) if cam else FrameSpec()

@@ -17,7 +17,8 @@ from maskwatch.vision.pipeline import IMAGE_SUFFIXES
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,15 +122,22 @@ def compose_scene(pool: Sequence[tuple[np.ndarray, str]], rng: np.random.Generat
     return Scene(cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else img, placed)
 
 
-def write_video(path: Path, frames: Sequence[np.ndarray], fps: float = 10.0) -> Path:
-    """Encode ``frames`` (BGR, one size) with OpenCV; ``.avi`` uses MJPG, anything else mp4v."""
+def write_video(path: Path, frames: Iterable[np.ndarray], fps: float = 10.0) -> Path:
+    """Encode ``frames`` (BGR, one size) with OpenCV; ``.avi`` uses MJPG, anything else mp4v.
+
+    ``frames`` may be a generator: frames are written as they come, so a long video needs no memory.
+    """
     path = Path(path)
-    h, w = frames[0].shape[:2]
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise ValueError(f"no frames to write to {path}")
+    h, w = first.shape[:2]
     fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
     writer = cv2.VideoWriter(str(path), fourcc, fps, (w, h))
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write {path} with codec {'MJPG' if path.suffix == '.avi' else 'mp4v'}")
-    for f in frames:
+    for f in itertools.chain([first], frames):
         writer.write(f)
     writer.release()
     return path

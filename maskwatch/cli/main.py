@@ -3,6 +3,10 @@
 It parses flags, builds :class:`~maskwatch.settings.Settings` (environment, then flags) and calls
 into the apps, importing each app lazily inside its subcommand so that `maskwatch --help`, the
 producer and the dashboard never load torch.
+
+A flag overrides a setting only where its command declares it one (:func:`_setting`); every other
+flag is the command's own option (``train --batch-size`` is the training batch, not the worker's).
+Flags that stand for a setting or a camera field parse with that field's own type and range.
 """
 
 from __future__ import annotations
@@ -10,13 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from collections.abc import Callable, Sequence
-from dataclasses import fields
 from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from maskwatch import __version__
-from maskwatch.settings import Settings, SettingsError
+from maskwatch.cameras import CameraConfig
+from maskwatch.cli.errors import run_reporting
+from maskwatch.settings import ENV_PREFIX, RuntimeName, Settings
 
 log = logging.getLogger("maskwatch.cli")
 
@@ -28,27 +35,55 @@ Start here:
       runs Redis (embedded), producers, workers, side jobs and the dashboard on this machine;
       open http://127.0.0.1:8000 and press Ctrl-C to stop everything.
 
-Every option can also come from the environment as MASKWATCH_<NAME> (e.g. MASKWATCH_REDIS_URL);
-a flag overrides the environment.
+Every setting comes from the environment as MASKWATCH_<NAME> (e.g. MASKWATCH_REDIS_URL); a
+command's flag for it overrides the environment, and its help names the variable.
 """
+
+
+def _field_type(model: type[BaseModel], name: str) -> Callable[[str], Any]:
+    """Parse a flag's text as ``model``'s field ``name``, with its range: argparse then names the flag."""
+    info = model.model_fields[name]
+    kind: Any = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+    adapter: TypeAdapter[Any] = TypeAdapter(kind)
+
+    def parse(text: str) -> Any:
+        try:
+            return adapter.validate_python(text)
+        except ValidationError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r}: {exc.errors()[0]['msg']}") from None
+
+    return parse
+
+
+def _setting(p: argparse.ArgumentParser, flag: str, name: str | None = None,
+             group: argparse._ArgumentGroup | None = None, **kw: Any) -> None:
+    """Add ``flag`` to ``p`` as the override of the setting ``name`` (default: the flag's own name).
+
+    Its help is the setting's description, variable and default; :func:`settings_from` applies
+    exactly the flags a command declared this way.
+    """
+    name = name or flag.removeprefix("--").replace("-", "_")
+    info = Settings.model_fields[name]
+    default = f", default {info.default}" if info.default is not None else ""
+    kw.setdefault("help", f"{info.description} (env {ENV_PREFIX}{name.upper()}{default})".replace("%", "%%"))
+    if kw.get("action") is None:
+        kw.update(type=_field_type(Settings, name), metavar=flag.removeprefix("--").replace("-", "_").upper())
+        if get_origin(info.annotation) is Literal:
+            kw.update(choices=get_args(info.annotation), metavar=None)
+    (group or p).add_argument(flag, dest=name, **kw)
+    p.set_defaults(settings_flags=(*(p.get_default("settings_flags") or ()), name))
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("common")
-    g.add_argument("--redis-url", help="Redis to use, e.g. redis://host:6379/0 (env MASKWATCH_REDIS_URL)")
-    g.add_argument("--prefix", help="prefix of every Redis key (env MASKWATCH_PREFIX, default mw)")
-    g.add_argument("--model-dir", type=Path, help="folder of third-party model files such as YuNet (env MASKWATCH_MODEL_DIR, default ~/.cache/maskwatch)")
-    g.add_argument("--model", type=Path, help="classifier artifact (.mwm) (env MASKWATCH_MODEL, default: the shipped model)")
-    g.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (env MASKWATCH_LOG_LEVEL)")
+    for flag in ("--redis-url", "--prefix", "--model-dir", "--model", "--log-level"):
+        _setting(p, flag, group=g)
 
 
 def _worker_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("inference")
-    g.add_argument("--batch-size", type=int, help="frames per batch; all their faces go through one forward pass (default 16)")
-    g.add_argument("--max-wait-ms", type=int, help="flush a partial batch after this long (default 50)")
-    g.add_argument("--runtime", choices=["auto", "onnx", "torch"], help="classifier runtime (auto: torch fp16 on CUDA, else ONNX Runtime)")
-    g.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where the classifier runs (default auto)")
-    g.add_argument("--threads", type=int, help="classifier intra-op threads (default: runtime's choice)")
+    for flag in ("--batch-size", "--max-wait-ms", "--runtime", "--device", "--threads"):
+        _setting(p, flag, group=g)
 
 
 def _add_up(sub: argparse._SubParsersAction) -> None:
@@ -56,15 +91,18 @@ def _add_up(sub: argparse._SubParsersAction) -> None:
         "Run MaskWatch on one machine: an embedded redis-server (unless MASKWATCH_REDIS_URL is set), "
         "a producer, N workers, the side-job runner and the dashboard, as child processes. Ctrl-C stops them all."))
     p.add_argument("--camera", action="append", default=[], metavar="NAME=URL",
-                   help="add or update a camera before starting (repeatable); URL: rtsp://, http(s)://, a file or a webcam index")
-    p.add_argument("--fps", type=float, help="frames per second taken from each --camera (default 5)")
+                   help="add or update a camera before starting (repeatable); "
+                        "URL: rtsp://, http(s)://, a file or a webcam index")
+    p.add_argument("--fps", type=_field_type(CameraConfig, "fps"),
+                   help="frames per second taken from each --camera (default MASKWATCH_FPS, 5)")
     p.add_argument("--loop", action="store_true", help="loop file cameras given with --camera")
-    p.add_argument("--workers", type=int, help="worker processes (default: one per core, one thread each; bench/scaling.py)")
+    p.add_argument("--workers", type=int,
+                   help="worker processes (default: one per core, one thread each; bench/scaling.py)")
     p.add_argument("--host", default="127.0.0.1", help="dashboard address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="dashboard port (default 8000)")
     p.add_argument("--no-dashboard", action="store_true", help="do not start the dashboard")
     p.add_argument("--no-jobs", action="store_true", help="do not start the side-job runner")
-    p.add_argument("--state-dir", type=Path, help="where the embedded Redis keeps its files (default .maskwatch)")
+    _setting(p, "--state-dir")
     _worker_flags(p)
     _common(p)
     p.set_defaults(func=_run_up)
@@ -74,8 +112,8 @@ def _add_producer(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("producer", help="capture the registered cameras into Redis", description=(
         "Capture every camera of the registry (see `maskwatch camera`) that this producer holds a lease on, "
         "and push JPEG frames to the frames stream. Run several: they split the cameras."))
-    p.add_argument("--metrics-port", dest="producer_metrics_port", type=int, help="Prometheus port (default 9101, 0: off)")
-    p.add_argument("--lag-threshold", type=int, help="skip frames at the source while the workers lag this many frames (default 200)")
+    _setting(p, "--metrics-port", "producer_metrics_port")
+    _setting(p, "--lag-threshold")
     _common(p)
     p.set_defaults(func=_run_producer)
 
@@ -84,7 +122,7 @@ def _add_worker(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("worker", help="detect and classify faces from the frames stream", description=(
         "Consume frames from the workers group, batch them, detect faces (YuNet), classify all crops of the batch "
         "in one forward pass and write results and statistics. Stateless: run as many as you have cores or GPUs."))
-    p.add_argument("--metrics-port", dest="worker_metrics_port", type=int, help="Prometheus port (default 9102, 0: off)")
+    _setting(p, "--metrics-port", "worker_metrics_port")
     p.add_argument("--name", help="consumer name in the group (default host-pid)")
     _worker_flags(p)
     _common(p)
@@ -95,16 +133,16 @@ def _add_dashboard(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dashboard", help="serve the web dashboard, JSON API and /metrics")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--allow-no-token", action="store_true", default=None,
-                   help="allow the write API without MASKWATCH_API_TOKEN (local use only)")
+    _setting(p, "--allow-no-token", action="store_true", default=None,
+             help="allow the write API without MASKWATCH_API_TOKEN (local use only)")
     _common(p)
     p.set_defaults(func=_run_dashboard)
 
 
 def _add_jobs(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("jobs", help="run side jobs: webhooks, alerts, offline analysis (RQ)")
-    p.add_argument("--metrics-port", dest="jobs_metrics_port", type=int, help="Prometheus port (default 9103, 0: off)")
-    p.add_argument("--webhook", dest="webhook_url", help="POST violation events and alerts here (env MASKWATCH_WEBHOOK_URL)")
+    _setting(p, "--metrics-port", "jobs_metrics_port")
+    _setting(p, "--webhook", "webhook_url")
     p.add_argument("--burst", action="store_true", help="process the queued jobs, then exit")
     _common(p)
     p.set_defaults(func=_run_jobs)
@@ -126,12 +164,14 @@ def _add_camera(sub: argparse._SubParsersAction) -> None:
     add = csub.add_parser("add", help="add or update a camera")
     add.add_argument("name", help="camera id: letters, digits, _ . -")
     add.add_argument("url", help="rtsp://..., http(s)://..., a video file or a webcam index such as 0")
-    add.add_argument("--fps", type=float, help="frames per second sent on (default MASKWATCH_FPS, 5)")
-    add.add_argument("--max-width", type=int, help="downscale wider frames to this width (default MASKWATCH_MAX_WIDTH, 1280)")
-    add.add_argument("--jpeg-quality", type=int, help="JPEG quality 10-100 (default MASKWATCH_JPEG_QUALITY, 85)")
+    for field in ("fps", "max_width", "jpeg_quality"):
+        info = CameraConfig.model_fields[field]
+        add.add_argument("--" + field.replace("_", "-"), type=_field_type(CameraConfig, field), metavar=field.upper(),
+                         help=f"{info.description}, default {info.default}")
     add.add_argument("--loop", action="store_true", help="restart a video file at its end")
     add.add_argument("--roi", help="region of interest x,y,w,h as fractions of the frame, e.g. 0,0.3,1,0.7")
-    add.add_argument("--min-face-px", type=int, help="ignore faces smaller than this (pixels)")
+    add.add_argument("--min-face-px", type=_field_type(CameraConfig, "min_face_px"),
+                     help="ignore faces smaller than this (pixels)")
     add.add_argument("--disabled", action="store_true", help="register but do not capture")
     _common(add)
     lst = csub.add_parser("list", help="list cameras (credentials masked)")
@@ -149,7 +189,8 @@ def _add_camera(sub: argparse._SubParsersAction) -> None:
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="run the detector and classifier on images, a folder or a video")
     p.add_argument("path", type=Path, help="an image, a folder of images, or a video file")
-    p.add_argument("--json", action="store_true", help='one JSON object per image or frame: {"source", "frame", "faces": [{"box", "label", "score"}]}')
+    p.add_argument("--json", action="store_true",
+                   help='one JSON object per image or frame: {"source", "frame", "faces": [{"box", "label", "score"}]}')
     p.add_argument("-o", "--out", type=Path, help="write annotated images (a folder) or an annotated video (a file)")
     p.add_argument("--every", type=int, default=1, help="videos: analyse every Nth frame (default 1)")
     _worker_flags(p)
@@ -168,15 +209,18 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-size", type=int, help="classifier input size in pixels (default 160; the seed used 224)")
     p.add_argument("--init-weights", default="imagenet", help="'imagenet' (torchvision's weights) or a .pth state dict")
     p.add_argument("--from-scratch", action="store_true", help="random initialisation (never silent)")
-    p.add_argument("--unfreeze", type=int, help="fine-tune the last N feature blocks in a second phase (default 3; 0: head only, as the seed)")
+    p.add_argument("--unfreeze", type=int,
+                   help="fine-tune the last N feature blocks in a second phase (default 3; 0: head only, as the seed)")
     p.add_argument("--seed", type=int, default=0, help="random seed (runs are deterministic under it)")
     p.add_argument("--resume", type=Path, help="checkpoint to resume from")
     p.add_argument("--batch-size", type=int, help="training batch size (default 128)")
     p.add_argument("--lr", type=float, help="peak learning rate of the head (default 1e-3; fine-tuning uses 2e-4)")
-    p.add_argument("--augment", dest="augment", action="store_true", help="augment against the CCTV domain gap (default)")
+    p.add_argument("--augment", dest="augment", action="store_true",
+                   help="augment against the CCTV domain gap (default)")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="the seed's recipe: no augmentation")
     p.add_argument("--limit", type=int, help="use at most N images per class and split (quick runs, tests)")
-    p.add_argument("--views", type=int, help="augmented views cached per training image besides the clean one (default 4)")
+    p.add_argument("--views", type=int,
+                   help="augmented views cached per training image besides the clean one (default 4)")
     p.add_argument("--finetune-epochs", type=int, help="epochs of the --unfreeze phase (default 4)")
     p.add_argument("--degrade", type=int, nargs="+", metavar="PX",
                    help="face widths of the degraded validation copies that select the model (default 24 32)")
@@ -188,10 +232,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="accuracy, per-class precision/recall/F1, ROC-AUC of a classifier on a folder")
     p.add_argument("--model", type=Path, help="artifact (.mwm); default: the shipped model")
-    p.add_argument("--data", type=Path, required=True, help="folder with with_mask/ and without_mask/ (or WithMask/WithoutMask)")
+    p.add_argument("--data", type=Path, required=True,
+                   help="folder with with_mask/ and without_mask/ (or WithMask/WithoutMask)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--degrade", type=int, metavar="PX", help="first shrink every image to PX wide and back, as a camera would see it")
-    p.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="onnx", help="classifier runtime (default onnx)")
+    p.add_argument("--degrade", type=int, metavar="PX",
+                   help="first shrink every image to PX wide and back, as a camera would see it")
+    p.add_argument("--runtime", choices=get_args(RuntimeName), default="onnx", help="classifier runtime (default onnx)")
     p.set_defaults(func=_run_evaluate)
 
 
@@ -206,7 +252,8 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="maskwatch", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="maskwatch", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"maskwatch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_up, _add_producer, _add_worker, _add_dashboard, _add_jobs, _add_camera, _add_predict,
@@ -216,16 +263,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    """Environment first, then every flag whose name is a settings field."""
-    names = {f.name for f in fields(Settings)}
-    flags = {k: v for k, v in vars(args).items() if k in names}
-    return Settings.from_env().override(**flags)
+    """Environment first, then the flags the command declared as settings (none for train and evaluate)."""
+    names: Sequence[str] = getattr(args, "settings_flags", None) or ()
+    return Settings.from_env().override(**{name: getattr(args, name) for name in names})
 
 
 def _run_up(args: argparse.Namespace, s: Settings) -> int:
-    from maskwatch.cli.up import run_up
+    from maskwatch.cli.up import UpOptions, run_up
 
-    return run_up(s, args)
+    return run_up(s, UpOptions(cameras=tuple(args.camera), fps=args.fps, loop=args.loop, workers=args.workers,
+                               host=args.host, port=args.port, dashboard=not args.no_dashboard, jobs=not args.no_jobs))
 
 
 def _run_producer(args: argparse.Namespace, s: Settings) -> int:
@@ -298,27 +345,17 @@ def _run_models(args: argparse.Namespace, s: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        settings = settings_from(args)
-    except SettingsError as exc:
-        parser.exit(2, f"maskwatch: configuration error: {exc}\n")
-    from maskwatch.logs import setup_logging
+    args = build_parser().parse_args(argv)
+    return run_reporting(args.command, lambda: _run(args))
 
+
+def _run(args: argparse.Namespace) -> int:
+    from maskwatch.service import setup_logging
+
+    settings = settings_from(args)
     setup_logging(args.command, settings.log_level)
     func: Callable[[argparse.Namespace, Settings], int] = args.func
-    try:
-        return int(func(args, settings) or 0)
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # the user's error, said once and clearly; tracebacks with --log-level DEBUG
-        from maskwatch.cli.errors import is_user_error
-
-        if not is_user_error(exc) or settings.log_level.upper() == "DEBUG":
-            raise
-        print(f"maskwatch {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    return func(args, settings)
 
 
 if __name__ == "__main__":

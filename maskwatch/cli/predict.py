@@ -82,7 +82,7 @@ def _write(out: Path, src: str, img: np.ndarray, faces: list[Face], is_video: bo
         return None
     if writer is None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        fourcc = cv2.VideoWriter_fourcc(*("MJPG" if out.suffix.lower() == ".avi" else "mp4v"))
+        fourcc = cv2.VideoWriter.fourcc(*("MJPG" if out.suffix.lower() == ".avi" else "mp4v"))
         cap = cv2.VideoCapture(src)
         fps = cap.get(cv2.CAP_PROP_FPS) or 10.0
         cap.release()

@@ -9,36 +9,38 @@ and leaves no process behind: children also get SIGTERM if this process is kille
 
 from __future__ import annotations
 
-import argparse
-import ctypes
 import logging
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from maskwatch.cli.camera import parse_camera_arg
 from maskwatch.cameras import Registry
+from maskwatch.cli.camera import parse_camera_arg
+from maskwatch.cli.children import LINUX, die_with_parent
 from maskwatch.cli.embedded_redis import EmbeddedRedis
 from maskwatch.keys import Keys
 from maskwatch.redaction import mask_url
 from maskwatch.redis_conn import connect
+from maskwatch.service import StopSignal
 from maskwatch.settings import Settings
 
 log = logging.getLogger("maskwatch.up")
-PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: receive SIGTERM when the launcher dies, even by SIGKILL (Linux)."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
+@dataclass(frozen=True)
+class UpOptions:
+    """What `maskwatch up` was asked for besides the settings (the command line builds it from its flags)."""
+
+    cameras: tuple[str, ...] = ()  # NAME=URL, registered (added or updated) before the children start
+    fps: float | None = None  # of those cameras; None: MASKWATCH_FPS
+    loop: bool = False  # restart file cameras at their end
+    workers: int | None = None  # worker processes; None: one per core
+    host: str = "127.0.0.1"  # the dashboard's address
+    port: int = 8000
+    dashboard: bool = True
+    jobs: bool = True
 
 
 @dataclass
@@ -53,7 +55,7 @@ class Child:
 
     def start(self) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "maskwatch", *self.args], env=self.env,
-                                     preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+                                     preexec_fn=die_with_parent if LINUX else None)
         self.started_at = time.monotonic()
         log.info("started %s (pid %d)", self.name, self.proc.pid)
 
@@ -72,63 +74,56 @@ class Child:
 def child_env(s: Settings) -> dict[str, str]:
     """The environment that carries these settings to a child process."""
     env = dict(os.environ)
-    for name, value in s.__dict__.items():
+    for name, value in s.to_env().items():
         if value is None:
-            env.pop(f"MASKWATCH_{name.upper()}", None)
+            env.pop(name, None)
         else:
-            env[f"MASKWATCH_{name.upper()}"] = str(value)
+            env[name] = value
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
-def plan(s: Settings, args: argparse.Namespace) -> list[Child]:
+def plan(s: Settings, opts: UpOptions) -> list[Child]:
     """The children `up` runs, in start order."""
     cores = os.cpu_count() or 1
     # Processes scale better than threads here (bench/scaling.py: 2 x 1 thread = 1.6-1.9x 1 x 2 threads);
     # with fewer workers than cores, each gets its share of the cores rather than oversubscribing.
-    workers = max(1, args.workers or cores)
+    workers = max(1, opts.workers or cores)
     threads = s.threads or max(1, cores // workers)
     children = [Child("producer", ["producer"], child_env(s))]
     for i in range(workers):
         port = s.worker_metrics_port + 10 * i if s.worker_metrics_port else 0
         children.append(Child(f"worker-{i + 1}", ["worker", "--name", f"{os.uname().nodename}-w{i + 1}"],
                               child_env(s.override(worker_metrics_port=port, threads=threads))))
-    if not args.no_jobs:
+    if opts.jobs:
         children.append(Child("jobs", ["jobs"], child_env(s)))
-    if not args.no_dashboard:
-        children.append(Child("dashboard", ["dashboard", "--host", args.host, "--port", str(args.port)], child_env(s)))
+    if opts.dashboard:
+        children.append(Child("dashboard", ["dashboard", "--host", opts.host, "--port", str(opts.port)], child_env(s)))
     return children
 
 
-def run_up(s: Settings, args: argparse.Namespace) -> int:
+def run_up(s: Settings, opts: UpOptions) -> int:
     redis_server: EmbeddedRedis | None = None
     if not s.redis_url:
-        redis_server = EmbeddedRedis(Path(args.state_dir or s.state_dir) / "redis").start()
+        redis_server = EmbeddedRedis(s.state_dir / "redis").start()
         s = s.override(redis_url=redis_server.url)
         log.info("embedded redis-server on %s (files in %s)", redis_server.url, redis_server.state_dir)
-    stopping = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("signal %d: stopping everything", signum)
-        stopping.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = StopSignal().install()
     children: list[Child] = []
     try:
         registry = Registry(connect(s), Keys(s.prefix))
-        for spec in args.camera:
-            cam = parse_camera_arg(spec, s, args.loop)
+        for spec in opts.cameras:
+            cam = parse_camera_arg(spec, s, fps=opts.fps, loop=opts.loop)
             registry.put(cam)
             log.info("camera %s -> %s", cam.id, mask_url(cam.url))
         if not registry.all()[0]:
             log.warning("no cameras registered yet: add one with `maskwatch camera add NAME URL` or --camera NAME=URL")
-        children = plan(s, args)
+        children = plan(s, opts)
         for child in children:
             child.start()
-        if not args.no_dashboard:
-            log.info("dashboard: http://%s:%d  (Ctrl-C stops everything)", args.host, args.port)
-        supervise(children, stopping)
+        if opts.dashboard:
+            log.info("dashboard: http://%s:%d  (Ctrl-C stops everything)", opts.host, opts.port)
+        supervise(children, stop)
     finally:
         for child in children:  # producer first: no new frames while the workers finish their batches
             child.stop(timeout=15)
@@ -138,9 +133,9 @@ def run_up(s: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def supervise(children: list[Child], stopping: threading.Event) -> None:
+def supervise(children: list[Child], stop: StopSignal) -> None:
     """Restart children that exit, with exponential backoff, until asked to stop."""
-    while not stopping.wait(0.5):
+    while not stop.wait(0.5):
         now = time.monotonic()
         for child in children:
             if child.proc is None or child.proc.poll() is None:

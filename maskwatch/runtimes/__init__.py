@@ -11,6 +11,8 @@ from typing import Protocol
 import numpy as np
 
 from maskwatch.artifact import ModelArtifact
+from maskwatch.exceptions import SettingsError
+from maskwatch.settings import DeviceName, RuntimeName
 
 
 class Runtime(Protocol):
@@ -28,24 +30,28 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def load_runtime(artifact: ModelArtifact, runtime: str = "auto", device: str = "auto", threads: int = 0) -> Runtime:
+def load_runtime(artifact: ModelArtifact, runtime: RuntimeName = "auto", device: DeviceName = "auto",
+                 threads: int = 0) -> Runtime:
     """Load ``artifact`` on the runtime named ``onnx``, ``torch`` or ``auto``.
 
     ``auto`` takes torch in fp16 when CUDA is available and asked for (``device`` cuda or auto
     with a GPU present), else ONNX Runtime on the CPU, the fastest CPU runtime measured
-    (bench/classifier.py).
+    (bench/classifier.py). The names are checked once, where they are read: by
+    :class:`~maskwatch.settings.Settings` and the command line's choices.
     """
-    if runtime not in {"auto", "onnx", "torch"}:
-        raise ValueError(f"unknown runtime {runtime!r}; choose auto, onnx or torch")
     if runtime == "auto":
         runtime = "torch" if device == "cuda" or (device == "auto" and _cuda_available()) else "onnx"
     if runtime == "onnx":
         if device == "cuda":
-            raise ValueError("the onnx runtime serves the CPU; use --runtime torch for --device cuda")
+            raise SettingsError("the onnx runtime serves the CPU; use --runtime torch for --device cuda")
         from maskwatch.runtimes.onnx import OnnxRuntime
 
         return OnnxRuntime(artifact, threads=threads)
-    from maskwatch.runtimes.torch import TorchRuntime
+    try:
+        from maskwatch.runtimes.torch import TorchRuntime
+    except ImportError as exc:
+        raise SettingsError(f"the torch runtime needs torch ({exc}): pip install 'maskwatch[torch]', "
+                            "or use --runtime onnx") from exc
 
     return TorchRuntime(artifact, device="cuda" if device == "auto" and _cuda_available() else device, threads=threads)
 

@@ -16,8 +16,10 @@ import torch
 import torchvision
 from torch import nn
 
-from maskwatch.artifact import ArtifactError, ModelArtifact, ModelMeta
+from maskwatch.artifact import ModelArtifact, ModelMeta
+from maskwatch.exceptions import ArtifactError, SettingsError
 from maskwatch.runtimes import softmax
+from maskwatch.settings import DeviceName
 
 
 class MaskNet(nn.Module):
@@ -53,16 +55,26 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
             conv, bn = seq._modules[a], seq._modules[b]
             if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)):
                 continue
-            fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                              conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
+            mean, var = bn.running_mean, bn.running_var
+            assert mean is not None and var is not None, "folding needs the BatchNorm's running statistics"
+            padding = conv.padding if isinstance(conv.padding, str) else _pair(conv.padding)
+            fused = nn.Conv2d(conv.in_channels, conv.out_channels, _pair(conv.kernel_size), _pair(conv.stride), padding,
+                              _pair(conv.dilation), conv.groups, bias=True, padding_mode=conv.padding_mode)
+            fused_bias = fused.bias
+            assert fused_bias is not None  # built with bias=True
             with torch.no_grad():
-                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-                bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+                scale = bn.weight / torch.sqrt(var + bn.eps)
+                bias = conv.bias if conv.bias is not None else torch.zeros_like(mean)
                 fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
-                fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
+                fused_bias.copy_((bias - mean) * scale + bn.bias)
             seq._modules[a] = fused.to(conv.weight.device, conv.weight.dtype)
             seq._modules[b] = nn.Identity()
     return module
+
+
+def _pair(value: tuple[int, ...]) -> tuple[int, int]:
+    """A Conv2d's size attribute as the pair it always is (typed ``tuple[int, ...]`` by torch)."""
+    return value[0], value[1]
 
 
 def build_folded(meta: ModelMeta) -> nn.Module:
@@ -98,24 +110,23 @@ class TorchRuntime:
 
     name = "torch"
 
-    def __init__(self, artifact: ModelArtifact, device: str = "cpu", threads: int = 0):
+    def __init__(self, artifact: ModelArtifact, device: DeviceName = "cpu", threads: int = 0):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("--device cuda asked for, but torch sees no CUDA GPU")
-        if device not in {"cpu", "cuda"}:
-            raise ValueError(f"unknown device {device!r}; choose cpu or cuda")
+            raise SettingsError("--device cuda asked for, but torch sees no CUDA GPU; use --device cpu or auto")
         if threads and device == "cpu":
             torch.set_num_threads(threads)
-        self.device = device
+        self.device: str = device
         self.dtype = torch.float16 if device == "cuda" else torch.float32
+        self.num_classes = len(artifact.meta.classes)
         module = build_folded(artifact.meta)
         module.load_state_dict(state_from_onnx(artifact, module))
-        self.module = module.to(device=device, dtype=self.dtype, memory_format=torch.channels_last).eval()
+        self.module = module.to(device=device, dtype=self.dtype).to(memory_format=torch.channels_last).eval()
 
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
         if len(batch) == 0:
-            return np.zeros((0, len(self.module.head[-1].bias)), np.float32)
+            return np.zeros((0, self.num_classes), np.float32)
         x = torch.from_numpy(np.ascontiguousarray(batch, np.float32)).to(self.device)
         x = x.to(self.dtype).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():

@@ -23,15 +23,23 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from maskwatch.exceptions import ModelFileError, SettingsError
+
 ZOOM_CONTEXT = 2.0  # a zoom tile spans this many face sides, so YuNet sees the head's outline (2.5 found no more)
 MOSAIC_COLUMNS = 8
+MOSAIC_FILL = 127  # the grey of a mosaic's empty cells
 HEAD = 0.4  # a found face's head: its box grown by this share of its size on each side
+REGION_PAD = 0.25  # a motion region is searched with this share of its size around it as context...
+REGION_MIN_PAD = 32  # ...and at least this many pixels
+REGION_MAX_SHARE = 0.6  # windows covering more of the frame than this: search the whole frame
+Region = tuple[int, int, int, int]  # x, y, w, h in frame pixels
 
 
 @dataclass(frozen=True)
@@ -52,9 +60,11 @@ class FaceDetector:
                  nms: float = 0.3, top_k: int = 500, zoom_score: float = 0.02, zoom_px: int = 80,
                  max_zooms: int = 32, flip: bool = False):
         if not Path(model_path).is_file():
-            raise FileNotFoundError(f"YuNet model {model_path} not found; run `maskwatch models fetch` or set MASKWATCH_MODEL_DIR")
+            raise ModelFileError(f"YuNet model {model_path} not found; run `maskwatch models fetch` "
+                                 "or set MASKWATCH_MODEL_DIR")
         if not 0 <= zoom_score <= 1 or not 0 < score <= 1:
-            raise ValueError(f"detector thresholds must lie in (0, 1]: score={score}, zoom_score={zoom_score}")
+            raise SettingsError(f"detector thresholds must lie in (0, 1]: MASKWATCH_DET_SCORE={score}, "
+                                f"MASKWATCH_DET_ZOOM_SCORE={zoom_score} (0 turns the zoom pass off)")
         self.model_path = str(model_path)
         self.score, self.upscale, self.max_side, self.nms, self.top_k = score, upscale, max_side, nms, top_k
         self.zoom_score, self.zoom_px, self.max_zooms = min(zoom_score, score), zoom_px, max_zooms
@@ -78,12 +88,31 @@ class FaceDetector:
         """The enlargement applied to a ``w`` x ``h`` frame before the frame pass."""
         return max(1.0, min(self.upscale, self.max_side / max(w, h)))
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def detect(self, image: np.ndarray, regions: Sequence[Region] | None = None) -> list[Detection]:
+        """Faces in the frame; given motion ``regions`` (frame pixels), faces within them only.
+
+        Each region is padded with context (:func:`padded_regions`) and searched as a frame of its
+        own, so a small region is enlarged as far as ``upscale`` allows while the whole frame
+        would be held back by ``max_side``. Regions covering most of the frame are not worth
+        cutting: the whole frame is searched instead.
+        """
+        h, w = image.shape[:2]
+        windows = padded_regions(regions, w, h) if regions is not None else None
+        if windows is None:
+            found = self._look(image)
+        else:
+            found = []
+            for x, y, rw, rh in windows:
+                window = image[y:y + rh, x:x + rw]
+                found += [((bx + x, by + y, bw, bh), s) for (bx, by, bw, bh), s in self._look(window)]
+        return _to_detections(_nms(found, self.nms), w, h)
+
+    def _look(self, image: np.ndarray) -> list[tuple[Box, float]]:
         h, w = image.shape[:2]
         found = self._two_passes(image)
         if self.flip:  # the mirror image too: YuNet is not symmetric, and a second look finds more masked faces
             found += [((w - x - bw, y, bw, bh), s) for (x, y, bw, bh), s in self._two_passes(cv2.flip(image, 1))]
-        return _to_detections(_nms(found, self.nms), w, h)
+        return found
 
     def _two_passes(self, image: np.ndarray) -> list[tuple[Box, float]]:
         candidates = self._frame_pass(image)
@@ -131,33 +160,106 @@ class FaceDetector:
         t = self.tile
         tiles: list[np.ndarray] = []
         where: list[tuple[float, float, float]] = []  # per tile: frame x, y of its corner and its zoom
-        for x, y, bw, bh in boxes:
-            k = self.zoom_px / max(bw, bh, 1.0)
-            x0, y0 = x + bw / 2 - t / (2 * k), y + bh / 2 - t / (2 * k)
-            warp = np.array([[k, 0, -x0 * k], [0, k, -y0 * k]], np.float32)
-            tile = cv2.warpAffine(image, warp, (t, t), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            tiles.append(tile)
-            where.append((x0, y0, k))
+        for box in boxes:
+            where.append(zoom_window(box, self.zoom_px, t))
+            tiles.append(cut_tile(image, where[-1], t))
         if not tiles:
             return []
-        cols = math.ceil(len(tiles) / math.ceil(len(tiles) / MOSAIC_COLUMNS))  # fewest empty tiles
-        mosaic = np.full((t * math.ceil(len(tiles) / cols), t * cols, 3), 127, np.uint8)
-        for i, tile in enumerate(tiles):
-            r, c = divmod(i, cols)
-            mosaic[r * t:(r + 1) * t, c * t:(c + 1) * t] = tile
-        _, rows = self._net("zoom", mosaic.shape[1], mosaic.shape[0], self.score).detect(mosaic)
+        picture = mosaic(tiles, t)
+        _, found = self._net("zoom", picture.shape[1], picture.shape[0], self.score).detect(picture)
         out: list[tuple[Box, float]] = []
-        for row in rows if rows is not None else ():
-            mx, my, mw, mh = (float(v) for v in row[:4])
-            c, r = int((mx + mw / 2) // t), int((my + mh / 2) // t)
-            i = r * cols + c
-            lx, ly = mx - c * t, my - r * t
-            # Only the face the tile was cut for: one at its centre, not a neighbour near its edge.
-            if i >= len(where) or max(abs(lx + mw / 2 - t / 2), abs(ly + mh / 2 - t / 2)) > self.zoom_px / 2:
-                continue
-            x0, y0, k = where[i]
-            out.append(((x0 + lx / k, y0 + ly / k, mw / k, mh / k), float(row[-1])))
+        for row in found if found is not None else ():
+            face = from_mosaic((float(row[0]), float(row[1]), float(row[2]), float(row[3])), where, t, self.zoom_px)
+            if face is not None:
+                out.append((face, float(row[-1])))
         return out
+
+
+def zoom_window(box: Box, zoom_px: int, t: int) -> tuple[float, float, float]:
+    """The zoom tile of ``box``: its corner ``x0, y0`` in the picture's pixels and its enlargement ``k``.
+
+    The tile is ``t`` x ``t`` pixels, centred on the box, enlarged so the face is ``zoom_px``.
+    """
+    x, y, bw, bh = box
+    k = zoom_px / max(bw, bh, 1.0)
+    return x + bw / 2 - t / (2 * k), y + bh / 2 - t / (2 * k), k
+
+
+def cut_tile(image: np.ndarray, where: tuple[float, float, float], t: int) -> np.ndarray:
+    """The ``t`` x ``t`` zoom tile of ``image`` with corner and zoom ``where``; edge pixels repeat past the border."""
+    x0, y0, k = where
+    warp = np.array([[k, 0, -x0 * k], [0, k, -y0 * k]], np.float32)
+    return cv2.warpAffine(image, warp, (t, t), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def mosaic_shape(tiles: int) -> tuple[int, int]:
+    """Columns and rows of a mosaic of ``tiles`` zoom tiles: at most :data:`MOSAIC_COLUMNS` wide, fewest empty cells."""
+    cols = math.ceil(tiles / math.ceil(tiles / MOSAIC_COLUMNS))
+    return cols, math.ceil(tiles / cols)
+
+
+def mosaic(tiles: Sequence[np.ndarray], t: int) -> np.ndarray:
+    """The ``t`` x ``t`` tiles laid out row by row in one picture (:func:`mosaic_shape`), empty cells grey."""
+    cols, rows = mosaic_shape(len(tiles))
+    out = np.full((t * rows, t * cols, 3), MOSAIC_FILL, np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        out[r * t:(r + 1) * t, c * t:(c + 1) * t] = tile
+    return out
+
+
+def from_mosaic(box: Box, where: Sequence[tuple[float, float, float]], t: int, zoom_px: int) -> Box | None:
+    """A face found at ``box`` in the mosaic of zoom tiles ``where`` (corner and zoom each), in the picture's pixels.
+
+    None unless it sits at its tile's centre: only the face the tile was cut for counts, not a
+    neighbour near its edge.
+    """
+    cols = mosaic_shape(len(where))[0]
+    mx, my, mw, mh = box
+    c, r = int((mx + mw / 2) // t), int((my + mh / 2) // t)
+    i = r * cols + c
+    lx, ly = mx - c * t, my - r * t
+    if i >= len(where) or max(abs(lx + mw / 2 - t / 2), abs(ly + mh / 2 - t / 2)) > zoom_px / 2:
+        return None
+    x0, y0, k = where[i]
+    return x0 + lx / k, y0 + ly / k, mw / k, mh / k
+
+
+def padded_regions(regions: Sequence[Region], w: int, h: int) -> list[Region] | None:
+    """Motion regions grown by context, clipped to a ``w`` x ``h`` frame; None when the whole frame is better searched.
+
+    A moving body's face lies at its edge and YuNet needs the head's outline, hence the padding
+    (:data:`REGION_PAD` of the region's size, at least :data:`REGION_MIN_PAD` px). Overlapping
+    windows are merged so no face is searched twice. When the windows cover more than
+    :data:`REGION_MAX_SHARE` of the frame, None: one pass over the frame costs less.
+
+    >>> padded_regions([(300, 100, 40, 80)], 640, 360)
+    [(268, 68, 104, 144)]
+    >>> padded_regions([(0, 0, 600, 300)], 640, 360) is None
+    True
+    """
+    windows: list[list[int]] = []
+    for x, y, rw, rh in regions:
+        pad = max(REGION_MIN_PAD, round(REGION_PAD * max(rw, rh)))
+        x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(w, x + rw + pad), min(h, y + rh + pad)
+        if x1 > x0 and y1 > y0:
+            windows.append([x0, y0, x1, y1])
+    merged = True
+    while merged:  # few windows: the quadratic merge costs nothing
+        merged = False
+        for i in range(len(windows)):
+            for j in range(i + 1, len(windows)):
+                a, b = windows[i], windows[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    windows[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                    del windows[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    if sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in windows) > REGION_MAX_SHARE * w * h:
+        return None
+    return [(x0, y0, x1 - x0, y1 - y0) for x0, y0, x1, y1 in windows]
 
 
 def _centre_inside(box: Box, outer: Box) -> bool:

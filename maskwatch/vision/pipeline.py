@@ -16,18 +16,21 @@ from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
 from maskwatch.artifact import ModelArtifact, ModelMeta, default_model_path
 from maskwatch.codec import Face
-from maskwatch.modelfiles import ensure_yunet
 from maskwatch.runtimes import Runtime, load_runtime
+from maskwatch.runtimes.detectors import detector_kind, load_detector
 from maskwatch.settings import Settings
 from maskwatch.vision.crop import square_crop
-from maskwatch.vision.detect import Detection, FaceDetector
+from maskwatch.vision.detect import Detection, FaceDetector, Region
 from maskwatch.vision.preprocess import to_batch
+
+if TYPE_CHECKING:
+    from maskwatch.cameras import CameraConfig
 
 log = logging.getLogger(__name__)
 
@@ -37,31 +40,17 @@ Roi = tuple[float, float, float, float]
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})  # image files MaskWatch reads
 
 
-class DecodeError(ValueError):
-    """Bytes that are not a decodable image."""
-
-
-def decode_jpeg(data: bytes) -> np.ndarray:
-    """Decode JPEG (or PNG) bytes to a BGR image; raises DecodeError for anything else."""
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-    if image is None or image.size == 0:
-        raise DecodeError(f"{len(data)} bytes are not a decodable image")
-    return image
-
-
-def encode_jpeg(image: np.ndarray, quality: int = 85) -> bytes:
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise DecodeError("JPEG encoding failed")
-    return buf.tobytes()
-
-
 @dataclass(frozen=True)
 class FrameSpec:
     """Per-frame options: the camera's region of interest and minimum face size."""
 
     roi: Roi | None = None
     min_face_px: int | None = None
+
+    @classmethod
+    def for_camera(cls, cam: CameraConfig | None) -> FrameSpec:
+        """The options of ``cam``'s frames; the defaults for a camera that is not registered."""
+        return cls(roi=cam.roi, min_face_px=cam.min_face_px) if cam else cls()
 
 
 def keep(det: Detection, shape: tuple[int, ...], spec: FrameSpec, min_face_px: int) -> bool:
@@ -87,19 +76,24 @@ class Pipeline:
         self.without = meta.index("without_mask")
 
     @classmethod
-    def from_settings(cls, s: Settings, model: Path | None = None) -> "Pipeline":
+    def from_settings(cls, s: Settings, model: Path | None = None) -> Pipeline:
         artifact = ModelArtifact.load(model or s.model or default_model_path())
-        detector = FaceDetector(ensure_yunet(s.model_dir), score=s.det_score, upscale=s.det_upscale,
-                                max_side=s.det_max_side, zoom_score=s.det_zoom_score, zoom_px=s.det_zoom_px,
-                                flip=s.det_flip)
         runtime = load_runtime(artifact, s.runtime, s.device, s.threads)
-        log.info("pipeline: classifier %s (%s px) on %s/%s, YuNet upscale<=%.1f, zoom pass %s", artifact.sha256[:12],
-                 artifact.meta.input_size, runtime.name, runtime.device, s.det_upscale,
+        detector = load_detector(s, runtime.device)  # a classifier on CUDA: detection on the GPU too
+        log.info("pipeline: classifier %s (%s px) on %s/%s, YuNet on %s, upscale<=%.1f, zoom pass %s",
+                 artifact.sha256[:12], artifact.meta.input_size, runtime.name, runtime.device,
+                 detector_kind(s, runtime.device), s.det_upscale,
                  f"from score {s.det_zoom_score} to {s.det_zoom_px} px" if s.det_zoom_score > 0 else "off")
         return cls(detector, runtime, artifact.meta, s.crop_margin, s.min_face_px, s.mask_threshold)
 
-    def detect(self, image: np.ndarray, spec: FrameSpec = FrameSpec()) -> list[Detection]:
-        return [d for d in self.detector.detect(image) if keep(d, image.shape, spec, self.min_face_px)]
+    def detect(self, image: np.ndarray, spec: FrameSpec = FrameSpec(),
+               regions: Sequence[Region] | None = None) -> list[Detection]:
+        """Faces that pass the camera's filters; with motion ``regions``, searched there only."""
+        return [d for d in self.detector.detect(image, regions) if keep(d, image.shape, spec, self.min_face_px)]
+
+    def crop(self, image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        """The classifier's view of the face at ``box``."""
+        return square_crop(image, box, self.margin)
 
     def p_without(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """P(without_mask) for each crop, in one forward pass."""
@@ -123,7 +117,7 @@ class Pipeline:
         mapper = executor.map if executor is not None else map
         t0 = time.perf_counter()
         detections = list(mapper(self.detect, images, specs))
-        crops = [square_crop(img, d.box, self.margin) for img, dets in zip(images, detections) for d in dets]
+        crops = [self.crop(img, d.box) for img, dets in zip(images, detections) for d in dets]
         t1 = time.perf_counter()
         probs = iter(self.p_without(crops).tolist())
         if timings is not None:

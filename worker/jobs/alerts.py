@@ -25,7 +25,7 @@ from maskwatch.cameras import Registry
 from maskwatch.compliance import Counts
 from maskwatch.jobstore import alert_states
 from maskwatch.settings import Settings
-from worker.jobs import metrics
+from maskwatch.utils import flat_fields
 from worker.jobs.queue import JobContext
 from worker.jobs.webhooks import Notifier, iso
 
@@ -88,16 +88,16 @@ class AlertEvaluator:
                 self.r.hset(self.keys.alert(prev.camera), mapping={k: figures[k] for k in FIGURES})
                 continue
             nxt = replace(seen, state=new_state, since_ms=now_ms, episodes=prev.episodes + (new_state == FIRING))
-            if self.script(keys=[self.keys.alert(prev.camera)], args=[prev.state, *_flat(nxt.to_hash())]):
+            if self.script(keys=[self.keys.alert(prev.camera)], args=[prev.state, *flat_fields(nxt.to_hash())]):
                 t = Transition(prev.camera, new_state, c, now_ms, now_ms if new_state == FIRING else prev.since_ms)
                 self._announce(t)
                 made.append(t)
-        metrics.ALERTS_FIRING.set(sum(a.state == FIRING for a in alert_states(self.r, self.keys, cams)))
+        self.ctx.metrics.alerts_firing.set(sum(a.state == FIRING for a in alert_states(self.r, self.keys, cams)))
         return made
 
     def _announce(self, t: Transition) -> None:
         label = "fired" if t.state == FIRING else "resolved"
-        metrics.ALERTS.labels(label).inc()
+        self.ctx.metrics.alerts.labels(label).inc()
         log.warning("compliance alert %s: %.0f%% of %d faces over %d s (threshold %.0f%%)", label,
                     100 * (t.counts.compliance or 0), t.counts.faces, self.s.alert_window_s,
                     100 * self.s.alert_threshold, extra={"cam": t.camera})
@@ -110,7 +110,3 @@ class AlertEvaluator:
                 "with_mask": t.counts.with_mask, "without_mask": t.counts.without_mask,
                 "window_s": self.s.alert_window_s, "threshold": self.s.alert_threshold,
                 "min_faces": self.s.alert_min_faces}
-
-
-def _flat(fields: dict[str, str]) -> list[str]:
-    return [x for kv in fields.items() for x in kv]

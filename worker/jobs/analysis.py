@@ -34,27 +34,25 @@ from tqdm import tqdm
 from maskwatch import jobstore
 from maskwatch.cameras import Registry
 from maskwatch.codec import Face
-from maskwatch.compliance import Counts, total
+from maskwatch.compliance import Counts, round_step, total
+from maskwatch.exceptions import InputError, MaskWatchError
 from maskwatch.keys import Keys
-from maskwatch.exceptions import InputError
-from maskwatch.vision.media import sources
 from maskwatch.redis_conn import connect
 from maskwatch.settings import Settings
-from maskwatch.vision.annotate import annotate
-from maskwatch.vision.pipeline import FrameSpec, encode_jpeg
-from worker.jobs import metrics
+from maskwatch.utils import now_ms
+from maskwatch.vision.media import sources
+from maskwatch.vision.pipeline import FrameSpec
+from maskwatch.vision.violations import find_violation, snapshot
 from worker.jobs.queue import JobContext, context
 
 log = logging.getLogger(__name__)
 MAX_VIOLATIONS = 200
-SNAPSHOT_MAX_WIDTH = 960
 SERIES_POINTS = 120  # about this many points in compliance over time
-NICE_STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
 PROGRESS_EVERY_S = 0.5
 ENDED = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 
 
-class AnalysisError(RuntimeError):
+class AnalysisError(MaskWatchError):
     """A video that cannot be analysed; the message names it and says why."""
 
 
@@ -66,19 +64,6 @@ def _counts(faces: list[Face]) -> Counts:
 def _counts_json(c: Counts) -> dict[str, Any]:
     return {"frames": c.frames, "faces": c.faces, "with_mask": c.with_mask, "without_mask": c.without_mask,
             "compliance": None if c.compliance is None else round(c.compliance, 4)}
-
-
-def series_step(duration_s: float) -> int:
-    """A round step (seconds) that cuts ``duration_s`` into at most about :data:`SERIES_POINTS` points."""
-    return next((s for s in NICE_STEPS_S if duration_s / s <= SERIES_POINTS), NICE_STEPS_S[-1])
-
-
-def _snapshot(image: np.ndarray, faces: list[Face]) -> bytes:
-    drawn = annotate(image, faces)
-    h, w = drawn.shape[:2]
-    if w > SNAPSHOT_MAX_WIDTH:
-        drawn = cv2.resize(drawn, (SNAPSHOT_MAX_WIDTH, round(h * SNAPSHOT_MAX_WIDTH / w)), interpolation=cv2.INTER_AREA)
-    return encode_jpeg(drawn, 80)
 
 
 class Analysis:
@@ -93,8 +78,7 @@ class Analysis:
         self._progress_at = 0.0
 
     def _spec(self) -> FrameSpec:
-        cam = Registry(self.ctx.r, self.ctx.keys).get(self.camera) if self.camera else None
-        return FrameSpec(roi=cam.roi, min_face_px=cam.min_face_px) if cam else FrameSpec()
+        return FrameSpec.for_camera(Registry(self.ctx.r, self.ctx.keys).get(self.camera) if self.camera else None)
 
     def run(self, path: Path, name: str) -> dict[str, Any]:
         cap = cv2.VideoCapture(str(path))
@@ -102,7 +86,7 @@ class Analysis:
         cap.release()
         video_fps = video_fps if video_fps and video_fps > 0 and math.isfinite(video_fps) else self.fps
         every = max(1, round(video_fps / self.fps))
-        started = jobstore.now_ms()
+        started = now_ms()
         try:
             items, expected, is_video = sources(path, every)
             if not is_video:
@@ -115,12 +99,12 @@ class Analysis:
         self._progress(done, done)
         totals = total(self.per_second.values())
         duration = (max(self.per_second) + 1) if self.per_second else 0
-        step = series_step(duration)
+        step = round_step(duration, SERIES_POINTS)
         series = [{"t_s": t, **_counts_json(total(c for s, c in self.per_second.items() if t <= s < t + step))}
                   for t in range(0, duration, step)]
         return {"job_id": self.job_id, "video": name, "camera": self.camera, "fps": self.fps,
                 "video_fps": round(video_fps, 3), "duration_s": round(done * every / video_fps, 3),
-                "frames_analysed": done, "started_ms": started, "finished_ms": jobstore.now_ms(),
+                "frames_analysed": done, "started_ms": started, "finished_ms": now_ms(),
                 "totals": _counts_json(totals), "step_s": step, "series": series, "violations": self.violations}
 
     def _analyse(self, items: Iterator[tuple[str, int, np.ndarray | None]], video_fps: float,
@@ -148,15 +132,16 @@ class Analysis:
         return len(batch)
 
     def _violation(self, index: int, t: float, image: np.ndarray, faces: list[Face]) -> None:
-        bad = [f for f in faces if f.label == "without_mask"]
-        if not bad or t - self._last_violation_s < self.s.event_throttle_s or len(self.violations) >= MAX_VIOLATIONS:
+        violation = find_violation(faces)
+        if (violation is None or t - self._last_violation_s < self.s.event_throttle_s
+                or len(self.violations) >= MAX_VIOLATIONS):
             return
         self._last_violation_s = t
-        worst = max(bad, key=lambda f: f.score)
+        worst = violation.worst
         snap = f"analysis-{self.job_id}-{index}"
-        self.ctx.r.set(self.ctx.keys.snap(snap), _snapshot(image, faces), ex=self.s.snapshot_ttl_s)
+        self.ctx.r.set(self.ctx.keys.snap(snap), snapshot(image, faces), ex=self.s.snapshot_ttl_s)
         self.violations.append({"t_s": round(t, 3), "frame": index, "probability": round(worst.score, 4),
-                                "box": list(worst.box), "without_mask": len(bad), "faces": len(faces),
+                                "box": list(worst.box), "without_mask": violation.unmasked, "faces": len(faces),
                                 "snapshot": snap, "snapshot_url": self.ctx.snapshot_url(snap)})
 
     def _progress(self, done: int, expected: int | None) -> None:
@@ -180,8 +165,8 @@ def _local_file(ctx: JobContext, source: Mapping[str, str]) -> Iterator[tuple[Pa
     name, key = source.get("name") or "upload", ctx.keys.upload(source["upload"])
     data: Any = ctx.r.get(key)
     if data is None:
-        raise AnalysisError(f"the uploaded video {name!r} is gone (uploads are kept {jobstore.UPLOAD_TTL_S // 3600} h); "
-                            "upload it again")
+        raise AnalysisError(f"the uploaded video {name!r} is gone (uploads are kept "
+                            f"{jobstore.UPLOAD_TTL_S // 3600} h); upload it again")
     try:
         with tempfile.NamedTemporaryFile(suffix=Path(name).suffix or ".mp4") as tmp:
             tmp.write(data)
@@ -194,16 +179,16 @@ def _local_file(ctx: JobContext, source: Mapping[str, str]) -> Iterator[tuple[Pa
 def analyze_video(source: dict[str, str], camera: str | None = None, fps: float = 5.0) -> dict[str, Any]:
     """The job: analyse ``source``, store the report under the job's id, return its totals."""
     ctx, job = context(), get_current_job()
-    job_id = job.id if job is not None else f"local-{jobstore.now_ms()}"
+    job_id = job.id if job is not None else f"local-{now_ms()}"
     try:
         with _local_file(ctx, source) as (path, name):
             log.info("analysing %s at %.1f fps (job %s)", name, fps, job_id, extra={"cam": camera or "-"})
             report = Analysis(ctx, job_id, camera, fps, job).run(path, name)
     except Exception:
-        metrics.ANALYSES.labels("failed").inc()
+        ctx.metrics.analyses.labels("failed").inc()
         raise
     jobstore.save_report(ctx.r, ctx.keys, job_id, report, ctx.settings.snapshot_ttl_s)
-    metrics.ANALYSES.labels("finished").inc()
+    ctx.metrics.analyses.labels("finished").inc()
     return {"report": job_id, "totals": report["totals"]}
 
 
@@ -211,7 +196,7 @@ def main(settings: Settings, video: Path, camera: str | None = None, fps: float 
     """`maskwatch analyze VIDEO`: queue the job; with ``wait``, follow it and print the report as JSON."""
     path = Path(video).expanduser().resolve()
     if not path.is_file():
-        raise FileNotFoundError(f"{video}: no such video file")
+        raise InputError(f"{video}: no such video file; give the path of a recorded video")
     r = connect(settings)
     job = jobstore.enqueue_analysis(r, settings.prefix, {"path": str(path), "name": path.name}, camera, fps)
     print(f"queued analysis job {job.id}; `maskwatch jobs` runs it, the dashboard shows it at /jobs/analyses/{job.id}",

@@ -11,16 +11,16 @@ event and URL). The worker already throttles events per camera, so each one is s
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any
 
 import redis
 
-from maskwatch.codec import Event, Fields, MessageError, decode_event
+from maskwatch.codec import Event, Fields, decode_event
+from maskwatch.exceptions import MessageError
 from maskwatch.keys import NOTIFIER_GROUP, Keys
+from maskwatch.service import RedisOutage, StopSignal
 from maskwatch.streams import create_group
-from worker.jobs import metrics
 from worker.jobs.queue import JobContext
 from worker.jobs.webhooks import Notifier, iso
 
@@ -51,11 +51,11 @@ class Dispatcher:
         try:
             event = decode_event(fields)
         except MessageError as exc:  # a bad entry is skipped, never retried forever
-            metrics.EVENTS_MALFORMED.inc()
+            self.ctx.metrics.events_malformed.inc()
             log.warning("skipping event %s: %s", eid, exc, extra={"entry": eid})
             return
         self.notifier.send("violation", event.cam, f"event|{eid}", self.payload(event))
-        metrics.EVENTS_DISPATCHED.inc()
+        self.ctx.metrics.events_dispatched.inc()
 
     def _entries(self, block_ms: int | None) -> list[tuple[bytes, Fields]]:
         entries: list[Any] = []
@@ -86,24 +86,16 @@ class Dispatcher:
             n += got
         return n
 
-    def run(self, stopping: threading.Event) -> None:
-        """Loop until ``stopping``; survives Redis outages and restarts (the group is recreated)."""
-        backoff, down = 0.2, False
-        while not stopping.is_set():
-            try:
-                if down:
+    def run(self, stop: StopSignal, outage: RedisOutage) -> None:
+        """Loop until ``stop``; waits out Redis outages and survives restarts (the group is recreated)."""
+        while outage.turn(stop):
+            with outage.guard():
+                try:
+                    if outage.down:  # Redis may come back empty
+                        ensure_group(self.r, self.keys)
+                    self.run_once(BLOCK_MS)
+                except redis.ResponseError as exc:
+                    if "NOGROUP" not in str(exc):
+                        raise
+                    log.warning("notifier group missing (%s); recreating it", exc)
                     ensure_group(self.r, self.keys)
-                    log.info("Redis is back; dispatching events again")
-                    down, backoff = False, 0.2
-                self.run_once(BLOCK_MS)
-            except redis.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                log.warning("notifier group missing (%s); recreating it", exc)
-                ensure_group(self.r, self.keys)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                if not down:
-                    log.warning("Redis unreachable (%s); events wait in the stream", exc)
-                    down = True
-                stopping.wait(backoff)
-                backoff = min(5.0, backoff * 2)

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from maskwatch import jobstore
 from maskwatch.keys import Keys
 from maskwatch.redis_conn import connect
 from maskwatch.settings import Settings
+from worker.jobs.metrics import JobsMetrics
 
 if TYPE_CHECKING:
     from maskwatch.vision.pipeline import Pipeline
@@ -27,6 +29,7 @@ class JobContext:
     settings: Settings
     r: redis.Redis
     keys: Keys = field(init=False)
+    metrics: JobsMetrics = field(default_factory=JobsMetrics, init=False)
     _pipeline: Pipeline | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
@@ -44,8 +47,7 @@ class JobContext:
 
     def snapshot_url(self, event_id: str) -> str:
         """Where the dashboard serves a snapshot: absolute if MASKWATCH_DASHBOARD_URL is set, else a path."""
-        path = f"/api/events/{event_id}/snapshot.jpg"
-        return (self.settings.dashboard_url or "").rstrip("/") + path
+        return jobstore.snapshot_url(event_id, self.settings.dashboard_url)
 
 
 _current: JobContext | None = None

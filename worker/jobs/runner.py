@@ -35,7 +35,9 @@ from rq.serializers import JSONSerializer
 from maskwatch import jobstore
 from maskwatch.metrics_server import serve_metrics
 from maskwatch.redis_conn import connect
+from maskwatch.service import RedisOutage, StopSignal, redis_address
 from maskwatch.settings import Settings
+from maskwatch.utils import now_ms
 from worker.jobs.alerts import EVALUATE_EVERY_S, AlertEvaluator
 from worker.jobs.analysis import AnalysisError
 from worker.jobs.dispatch import Dispatcher, ensure_group
@@ -67,8 +69,11 @@ class Runner:
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.dispatcher = Dispatcher(self.ctx, self.notifier, self.name)
         self.alerts = AlertEvaluator(self.ctx, self.notifier)
-        self.scheduler = RQScheduler(self.queues, connection=r, serializer=JSONSerializer, name=f"{s.prefix}-{self.name}")
-        self.stopping = threading.Event()
+        self.scheduler = RQScheduler(self.queues, connection=r, serializer=JSONSerializer,
+                                     name=f"{s.prefix}-{self.name}")
+        self.outage = RedisOutage(f"jobs {self.name}", redis_address(r),
+                                  "events wait in the stream, alerts and due retries until it is back")
+        self.stop_signal = StopSignal()  # the ticker's and the dispatcher's; RQ's worker has its own handlers
         self.threads: list[threading.Thread] = []
 
     def _worker(self) -> JobsWorker:
@@ -87,7 +92,7 @@ class Runner:
         if self.notifier.enabled:
             n = self.dispatcher.drain()
             log.info("dispatched %d violation event(s)", n)
-        self.alerts.evaluate(jobstore.now_ms())
+        self.alerts.evaluate(now_ms())
         worker = self._worker()
         try:
             while True:
@@ -100,15 +105,21 @@ class Runner:
             self.scheduler.release_locks()
 
     def _tick(self) -> None:
-        next_alerts = 0.0
-        while not self.stopping.wait(TICK_S):
+        next_alerts, last_error = 0.0, ""
+        while not self.stop_signal.wait(TICK_S):
+            if not self.outage.may_try():
+                continue
             try:
-                self.promote_due()
-                if time.monotonic() >= next_alerts:
-                    next_alerts = time.monotonic() + EVALUATE_EVERY_S
-                    self.alerts.evaluate(jobstore.now_ms())
-            except redis.RedisError as exc:  # an outage: try again next tick
-                log.warning("ticker: %s", exc)
+                with self.outage.guard():
+                    self.promote_due()
+                    if time.monotonic() >= next_alerts:
+                        next_alerts = time.monotonic() + EVALUATE_EVERY_S
+                        self.alerts.evaluate(now_ms())
+                last_error = ""
+            except redis.RedisError as exc:  # not an outage (a command refused): said once while it repeats
+                if str(exc) != last_error:
+                    log.warning("ticker: %s; trying again every %.0f s", exc, TICK_S)
+                last_error = str(exc)
 
     def _start(self, name: str, target: object) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
@@ -122,21 +133,20 @@ class Runner:
         """Run until SIGTERM / Ctrl-C (RQ's handlers: the job in hand finishes first)."""
         if self.notifier.enabled:
             ensure_group(self.r, self.ctx.keys)
-            self._start("dispatch", lambda: self.dispatcher.run(self.stopping))
+            self._start("dispatch", lambda: self.dispatcher.run(self.stop_signal, self.outage))
         else:
             log.info("no MASKWATCH_WEBHOOK_URL: violations are not sent anywhere (alerts still show on the dashboard)")
         self._start("tick", self._tick)
         try:
             self._worker().work(burst=False, logging_level=self.s.log_level.upper())
         finally:
-            self.stopping.set()
+            self.stop_signal.stop()
             for t in self.threads:
                 t.join(5)
             self.scheduler.release_locks()
 
 
 def main(settings: Settings, burst: bool = False) -> int:
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request; deliveries log their own outcome
     r = connect(settings)
     runner = Runner(settings, r)
     names = ", ".join(q.name for q in runner.queues)
@@ -144,7 +154,7 @@ def main(settings: Settings, burst: bool = False) -> int:
         log.info("burst: running the jobs queued on %s, then exiting", names)
         runner.burst()
         return 0
-    serve_metrics(settings.jobs_metrics_port, healthy=runner.healthy)
+    serve_metrics(settings.jobs_metrics_port, healthy=runner.healthy, registry=runner.ctx.metrics.registry)
     log.info("jobs runner %s serving %s; webhooks to %d URL(s)", runner.name, names, len(runner.notifier.targets))
     runner.serve()
     return 0

@@ -33,11 +33,12 @@ from rq import Retry, get_current_job
 from rq.job import Job
 
 from maskwatch import __version__, jobstore
+from maskwatch.exceptions import MaskWatchError
 from maskwatch.keys import check_camera_id
 from maskwatch.redaction import mask_url
 from maskwatch.settings import Settings
 from maskwatch.signing import HEADER, sign
-from worker.jobs import metrics
+from maskwatch.utils import now_ms
 from worker.jobs.queue import context
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ BACKOFF_FACTOR = 4
 _IDS = uuid.UUID("6f1d2c1e-0a5b-4a8e-9a51-3f2b7c9d4e10")  # namespace of delivery ids
 
 
-class WebhookConfigError(ValueError):
+class WebhookConfigError(MaskWatchError):
     """Webhook settings that cannot be used; the message names the variable."""
 
 
@@ -83,7 +84,8 @@ def parse_targets(spec: str | None) -> list[Target]:
             targets.append(Target(item))
     for t in targets:
         if not t.url.startswith(("http://", "https://")):
-            raise WebhookConfigError(f"MASKWATCH_WEBHOOK_URL entry {mask_url(t.url)!r} is not an http:// or https:// URL")
+            raise WebhookConfigError(f"MASKWATCH_WEBHOOK_URL entry {mask_url(t.url)!r} "
+                                     "is not an http:// or https:// URL")
     return targets
 
 
@@ -146,7 +148,7 @@ def deliver(delivery: dict[str, Any]) -> dict[str, Any]:
     retries_left = (job.retries_left or 0) if job is not None else 0
     attempt = len(job.retry_intervals or []) - retries_left + 1 if job is not None else 1
     url, kind = delivery["url"], delivery["kind"]
-    body = json.dumps({**delivery["payload"], "delivery_id": delivery["id"], "sent_at": jobstore.now_ms(),
+    body = json.dumps({**delivery["payload"], "delivery_id": delivery["id"], "sent_at": now_ms(),
                        "attempt": attempt}, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", "User-Agent": f"MaskWatch/{__version__}",
                HEADER: sign(body, s.webhook_secret or "")}
@@ -156,17 +158,17 @@ def deliver(delivery: dict[str, Any]) -> dict[str, Any]:
             raise DeliveryError(f"{mask_url(url)} answered HTTP {response.status_code}")
     except (httpx.HTTPError, DeliveryError) as exc:
         error = str(exc) if isinstance(exc, DeliveryError) else f"{mask_url(url)}: {type(exc).__name__}: {exc}"
-        metrics.ATTEMPTS_FAILED.labels(kind).inc()
+        ctx.metrics.attempts_failed.labels(kind).inc()
         if retries_left == 0:
             jobstore.record_failed_delivery(ctx.r, ctx.keys, jobstore.FailedDelivery(
                 id=delivery["id"], kind=kind, camera=delivery["camera"], url=mask_url(url), attempts=attempt,
-                error=error, failed_ms=jobstore.now_ms(), payload=delivery["payload"]))
-            metrics.DELIVERIES.labels(kind, "failed").inc()
+                error=error, failed_ms=now_ms(), payload=delivery["payload"]))
+            ctx.metrics.deliveries.labels(kind, "failed").inc()
             log.warning("webhook %s failed for good after %d attempts: %s", delivery["id"], attempt, error,
                         extra={"cam": delivery["camera"]})
         else:
             log.info("webhook %s attempt %d failed (%s); %d retries left", delivery["id"], attempt, error, retries_left,
                      extra={"cam": delivery["camera"]})
         raise DeliveryError(error) from None
-    metrics.DELIVERIES.labels(kind, "delivered").inc()
+    ctx.metrics.deliveries.labels(kind, "delivered").inc()
     return {"status": response.status_code, "attempt": attempt}

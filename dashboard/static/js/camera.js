@@ -1,6 +1,8 @@
 // The camera page: live figures, the compliance chart with a selectable window, recent violations.
 import { drawChart } from "./chart.js";
-import { age, clockTime, connectLive, count, initialData, refreshImage, showRatio, showResult } from "./common.js";
+import {
+  cameraAge, clockTime, connectLive, count, initialData, refreshImage, showRatio, showResult, showStatus,
+} from "./common.js";
 
 const head = document.querySelector(".camera-head");
 const cameraId = head.dataset.camera;
@@ -19,10 +21,9 @@ let series = null;
 let lastFetch = 0;
 
 function renderHead(cam) {
-  const status = head.querySelector("[data-status]");
-  status.textContent = cam.enabled ? cam.status : "disabled";
-  status.dataset.state = cam.enabled ? cam.status : "disabled";
-  head.querySelector("[data-age]").textContent = age(cam.last_frame_age_s);
+  showStatus(head.querySelector("[data-status]"), cam);
+  head.querySelector("[data-age]").textContent = cameraAge(cam);
+  frameCaption.textContent = cam.quiet ? "quiet: nothing moved lately" : "no recent frame";
   for (const [w, ratio] of Object.entries(cam.compliance)) showRatio(head.querySelector(`[data-window="${w}"]`), ratio);
   for (const [name, n] of Object.entries(cam.totals)) document.querySelector(`[data-total="${name}"]`).textContent = count(n);
 }
@@ -89,12 +90,19 @@ canvas.addEventListener("mouseleave", () => {
 new ResizeObserver(() => series && (chart = drawChart(canvas, series))).observe(canvas);
 for (const b of document.querySelectorAll("[data-pick]")) b.addEventListener("click", () => choose(b.dataset.pick));
 
+/** The camera's frames stream: lag, pending frames and the worker holding it (from the system figures). */
+function renderQueue(q) {
+  for (const name of ["lag", "pending"]) document.querySelector(`[data-queue="${name}"]`).textContent = count(q[name]);
+  document.querySelector('[data-queue="worker"]').textContent = q.worker || "none";
+}
+
 renderHead(initialData());
+if (initialData().queue) renderQueue(initialData().queue);
 addEvents(initialData("initial-events"), false);
 refreshImage(frameImg, frameCaption, `${base}/latest.jpg?v=${Date.now()}`);
 choose(chosen);
 
-connectLive(["overview", "results", "violations"], {
+connectLive(["overview", "results", "violations", "system"], {
   overview: (ov) => {
     const cam = ov.cameras.find((c) => c.id === cameraId);
     if (cam) renderHead(cam);
@@ -107,4 +115,8 @@ connectLive(["overview", "results", "violations"], {
     if (Date.now() - lastFetch > REFRESH_MS[chosen]) loadChart();
   },
   violation: (ev) => ev.camera === cameraId && addEvents([ev], true),
+  system: (sys) => {
+    const flow = sys.cameras.find((c) => c.id === cameraId);
+    if (flow) renderQueue(flow);
+  },
 });

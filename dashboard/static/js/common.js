@@ -19,13 +19,35 @@ export function pct(ratio) {
 const numberFormat = new Intl.NumberFormat();
 export const count = (n) => (n === null || n === undefined ? "–" : numberFormat.format(n));
 
+/** A span of time in words: "40 s", "3 min", "2 h", "4 days". */
+export function duration(seconds) {
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 172800) return `${Math.round(seconds / 3600)} h`;
+  return `${Math.round(seconds / 86400)} days`;
+}
+
 export function age(seconds) {
   if (seconds === null || seconds === undefined) return "no frame yet";
   if (seconds < 1) return "now";
-  if (seconds < 90) return `${Math.round(seconds)} s ago`;
-  if (seconds < 5400) return `${Math.round(seconds / 60)} min ago`;
-  if (seconds < 172800) return `${Math.round(seconds / 3600)} h ago`;
-  return `${Math.round(seconds / 86400)} days ago`;
+  return `${duration(seconds)} ago`;
+}
+
+/** A camera's status chip: "quiet" when it is online but nothing moved (its frames are counted idle, not sent). */
+export function showStatus(el, cam) {
+  const state = !cam.enabled ? "disabled" : cam.status === "online" && cam.quiet ? "quiet" : cam.status;
+  el.textContent = state;
+  el.dataset.state = state;
+  el.title = state === "quiet" ? "online; nothing moved, so frames are counted idle rather than analysed" : "";
+}
+
+/** The age line under a camera's name: how long nothing moved for a quiet camera, else the newest frame's age. */
+export function cameraAge(cam) {
+  if (cam.enabled && cam.status === "online" && cam.quiet) {
+    const still = cam.last_motion_age_s;
+    return still === null || still === undefined ? "no motion yet" : `no motion for ${duration(still)}`;
+  }
+  return age(cam.last_frame_age_s);
 }
 
 export function clockTime(ms, withDay = false) {

@@ -1,5 +1,7 @@
 // The overview: the site's headline figures and one live tile per camera.
-import { age, connectLive, count, grade, gradeWord, initialData, refreshImage, setGrade, showRatio, showResult } from "./common.js";
+import {
+  cameraAge, connectLive, count, grade, gradeWord, initialData, refreshImage, setGrade, showRatio, showResult, showStatus,
+} from "./common.js";
 
 const tiles = document.getElementById("tiles");
 const template = document.getElementById("tile-template");
@@ -24,10 +26,9 @@ function makeTile(cam) {
 }
 
 function updateTile(tile, cam) {
-  const status = tile.querySelector("[data-status]");
-  status.textContent = cam.enabled ? cam.status : "disabled";
-  status.dataset.state = cam.enabled ? cam.status : "disabled";
-  tile.querySelector("[data-age]").textContent = age(cam.last_frame_age_s);
+  showStatus(tile.querySelector("[data-status]"), cam);
+  tile.querySelector("[data-age]").textContent = cameraAge(cam);
+  tile.querySelector("[data-noframe]").textContent = cam.quiet ? "quiet: nothing moved lately" : "no recent frame";
   for (const [w, ratio] of Object.entries(cam.compliance)) showRatio(tile.querySelector(`[data-window="${w}"]`), ratio);
   setGrade(tile, grade(cam.compliance["15m"]));
   tile.querySelector('[data-faces="15m"]').textContent = count(cam.faces["15m"]);

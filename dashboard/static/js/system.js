@@ -1,5 +1,5 @@
-// The system page: queue lag, workers, dead letters and per-camera frame flow, kept live.
-import { clockTime, connectLive, count, initialData } from "./common.js";
+// The system page: queue lag (all cameras and each one), workers, dead letters and per-camera frame flow, kept live.
+import { clockTime, connectLive, count, initialData, showStatus } from "./common.js";
 
 function cell(row, text, numeric = false) {
   const td = row.insertCell();
@@ -34,6 +34,7 @@ function render(sys) {
     cell(row, w.fps === null ? null : w.fps.toFixed(1), true);
     cell(row, w.crops_per_s === null ? null : w.crops_per_s.toFixed(1), true);
     cell(row, count(w.frames_total), true);
+    cell(row, w.cameras.length ? w.cameras.join(", ") : "none");
     cell(row, w.started ? clockTime(w.started * 1000, true) : null);
     cell(row, w.last_seen ? new Date(w.last_seen * 1000).toLocaleTimeString() : null);
   }
@@ -49,13 +50,16 @@ function render(sys) {
     row.insertCell().append(link);
     const state = document.createElement("span");
     state.className = "status";
-    state.dataset.state = c.state;
-    state.textContent = c.state;
+    showStatus(state, { enabled: true, status: c.state, quiet: c.quiet });
     row.insertCell().append(state);
     cell(row, c.fps === null ? null : c.fps.toFixed(1), true);
     cell(row, count(c.sent), true);
+    cell(row, count(c.idle), true);
     cell(row, count(c.skipped), true);
     cell(row, count(c.dropped), true);
+    cell(row, count(c.lag), true);
+    cell(row, count(c.pending), true);
+    cell(row, c.worker);
     cell(row, c.last_error);
   }
 }

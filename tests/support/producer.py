@@ -1,12 +1,10 @@
-"""Helpers shared by the producer tests (no tests here): producers, test videos, waiting, reading Redis."""
+"""Helpers of the producer tests: producers in this process, test videos, reading what they wrote to Redis."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -17,7 +15,6 @@ from maskwatch.keys import Keys
 from maskwatch.settings import Settings
 from producer.service import ProducerService
 
-T = TypeVar("T")
 StartProducer = Callable[..., ProducerService]
 
 
@@ -52,22 +49,9 @@ def make_video(path: Path, seconds: float, fps: float = 25.0, size: tuple[int, i
     return path
 
 
-def wait_for(what: str, check: Callable[[], T], timeout: float = 10.0, every: float = 0.1) -> T:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {value!r})")
-        time.sleep(every)
-
-
-def frames(r: redis.Redis, keys: Keys, cam: str | None = None) -> list[Frame]:
-    """Every frame on the stream (of one camera), decoded, oldest first."""
-    out = [decode_frame(fields) for _, fields in r.xrange(keys.frames)]
-    return [f for f in out if cam is None or f.cam == cam]
+def frames(r: redis.Redis, keys: Keys, cam: str) -> list[Frame]:
+    """Every frame on the camera's stream, decoded, oldest first."""
+    return [decode_frame(fields) for _, fields in r.xrange(keys.frames(cam))]
 
 
 def status(r: redis.Redis, keys: Keys, cam: str) -> dict[str, str]:

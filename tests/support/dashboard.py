@@ -1,9 +1,10 @@
 """Helpers of the dashboard tests: write Redis the way workers and producers do, and serve the app for real.
 
-Statistics, results and events go through the worker's own code: a frame is added to the frames
-stream, read through the ``workers`` group and committed by :class:`worker.commit.Committer`
-(the Lua script that acknowledges and counts), and camera status through the producer's
-publisher, so the dashboard is tested against exactly what workers and producers write.
+Statistics, results and events go through the worker's own code: a frame is added to its
+camera's frames stream, read through the ``workers`` group by the worker's
+:class:`worker.consumer.FrameSource` and committed by :class:`worker.commit.Committer` (the Lua
+script that acknowledges and counts), and camera status through the producer's publisher, so the
+dashboard is tested against exactly what workers and producers write.
 """
 
 from __future__ import annotations
@@ -22,16 +23,16 @@ import redis
 from dashboard.app import create_app
 from dashboard.server import server_for
 from maskwatch.cameras import CameraConfig, Registry
-from maskwatch.codec import Event, Face, Frame, Result, encode_frame
 from maskwatch.cli.embedded_redis import free_port
+from maskwatch.codec import Event, Face, Frame, Result, encode_frame
 from maskwatch.keys import Keys
 from maskwatch.settings import Settings
 from maskwatch.vision.annotate import annotate
-from maskwatch.vision.pipeline import encode_jpeg
+from maskwatch.vision.jpeg import encode_jpeg
 from producer.metrics import ProducerMetrics
 from producer.status import CameraStats, publish
+from tests.support.waiting import wait_for
 from worker.commit import Committer, Outcome
-from maskwatch.streams import ensure_group
 from worker.consumer import FrameSource
 
 _seq = itertools.count(1)
@@ -75,18 +76,24 @@ def scene(labels: Sequence[str], seed: int = 0) -> tuple[np.ndarray, list[Face]]
 
 
 def record(r: redis.Redis, keys: Keys, settings: Settings, shots: Sequence[Shot]) -> list[str]:
-    """Send the shots through the workers' group and commit them with the worker's Committer; returns event ids."""
-    ensure_group(r, keys)
+    """Send the shots through their cameras' workers groups and commit them with the worker's Committer;
+    returns event ids."""
     seqs = {}
     for shot in shots:
         seq = next(_seq)
-        entry = r.xadd(keys.frames, encode_frame(Frame(shot.cam, seq, shot.ts, 8, 8, _TINY_JPEG)))
-        seqs[entry.decode()] = (shot, seq)
-    source = FrameSource(r, keys, "test-worker", batch_size=len(shots), max_wait_ms=0, claim_idle_ms=600_000,
-                         idle_block_ms=100)
+        entry = r.xadd(keys.frames(shot.cam), encode_frame(Frame(shot.cam, seq, shot.ts, 8, 8, _TINY_JPEG)))
+        seqs[shot.cam, entry.decode()] = (shot, seq)  # entry ids are unique within a stream, not across cameras
+    source = FrameSource(r, keys, "test-worker", batch_size=len(shots), max_wait_ms=0, idle_block_ms=100)
+    for cam in sorted({shot.cam for shot in shots}):
+        source.add(cam)
+    entries = []
+    for _ in shots:  # a batch takes a share of each camera's frames: a few batches read them all
+        entries += source.next_batch()
+        if len(entries) >= len(shots):
+            break
     outcomes, events = [], []
-    for entry in source.next_batch():
-        shot, seq = seqs[entry.id]
+    for entry in entries:
+        shot, seq = seqs[entry.cam, entry.id]
         image, faces = scene(shot.labels, seed=seq)
         result = Result(cam=shot.cam, seq=seq, ts=shot.ts, done_ts=shot.ts + 50, faces=faces, worker="test-worker")
         event, snapshot = None, b""
@@ -102,8 +109,10 @@ def record(r: redis.Redis, keys: Keys, settings: Settings, shots: Sequence[Shot]
     for outcome in outcomes:
         # The worker throttles events per camera; tests run with a 1 ms throttle and wait it out here,
         # so every shot that asks for an event gets one.
-        while outcome.event and r.exists(keys.throttle(outcome.result.cam)):
-            time.sleep(0.001)
+        if outcome.event:
+            cam = outcome.result.cam
+            wait_for(lambda cam=cam: not r.exists(keys.throttle(cam)), 5, f"the event throttle of {cam} to lapse",
+                     every=0.001)
         committer.commit([outcome])
     return events
 
@@ -115,12 +124,15 @@ def publish_latest(r: redis.Redis, keys: Keys, cam: str, labels: Sequence[str], 
 
 
 def set_status(r: redis.Redis, keys: Keys, cam: str, state: str = "online", *, last_frame_ts: int | None = None,
-               sent: int = 0, skipped: int = 0, last_error: str | None = None) -> None:
-    """The camera's status hash, written by the producer's own publisher (``updated`` is now)."""
+               sent: int = 0, skipped: int = 0, idle: int = 0, last_motion_ts: int = 0,
+               last_error: str | None = None) -> None:
+    """The camera's status hash, written by the producer's own publisher (``updated`` is now).
+
+    ``idle`` frames were not sent for want of motion; ``last_motion_ts`` 0 means no motion seen yet."""
     stats = CameraStats(cam, ProducerMetrics())
     stats.set_state(state, "" if state == "online" else "retrying", last_error)
     stats.last_frame_ts = last_frame_ts if last_frame_ts is not None else int(time.time() * 1000)
-    stats.sent, stats.skipped = sent, skipped
+    stats.sent, stats.skipped, stats.idle, stats.last_motion_ts = sent, skipped, idle, last_motion_ts
     publish(r, keys, "test-producer", [stats])
 
 
@@ -135,11 +147,8 @@ def serve(settings: Settings) -> Iterator[str]:
     server = server_for(create_app(settings), "127.0.0.1", port)
     thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the dashboard did not start")
-        time.sleep(0.02)
+    wait_for(lambda: server.started or not thread.is_alive(), 15, "the dashboard to start", every=0.02)
+    assert server.started, "the dashboard's server thread ended before it started serving"
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
