@@ -1,4 +1,4 @@
-"""The read-only JSON API: cameras, their compliance series, frames, violations, workers and the system."""
+"""The read-only JSON API: cameras, their compliance series, people, frames, violations, workers and the system."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ from dashboard.models import (
     CameraDetail,
     CameraSummary,
     Overview,
+    PeoplePage,
     Series,
     System,
     ViolationEvent,
     Worker,
 )
 from dashboard.state import DashboardState, get_state
+from maskwatch.people import Cursor
 from maskwatch.utils import now_ms
 
 router = APIRouter(prefix="/api", tags=["read"])
@@ -85,6 +87,39 @@ def get_latest(cam: str = Depends(camera_id), state: DashboardState = Depends(ge
     return _jpeg(state.r.get(state.keys.latest(cam)), f"recent frame of camera {cam!r}")
 
 
+class PeopleQuery:
+    """The paging parameters both people lists take."""
+
+    def __init__(
+        self,
+        limit: int = Query(24, ge=1, le=200, description="at most this many people"),
+        before: str | None = Query(None, description=(
+            "only people last seen before this point: an epoch ms, or the next_before of the previous page")),
+        unmasked_first: bool = Query(False, description=(
+            "put the page's people without a mask first (each group newest first); pages still go by time")),
+    ):
+        try:
+            self.before = Cursor.parse(before) if before is not None else None
+        except ValueError as exc:
+            raise unprocessable("query", "before", str(exc)) from None
+        self.limit, self.unmasked_first = limit, unmasked_first
+
+
+@router.get("/cameras/{camera_id}/people", response_model=PeoplePage, responses=_NOT_FOUND,
+            summary="The camera's people (tracked persons), newest first, one page")
+def list_camera_people(cam: str = Depends(camera_id), q: PeopleQuery = Depends(),
+                       state: DashboardState = Depends(get_state)) -> PeoplePage:
+    if not state.r.hexists(state.keys.cameras, cam):
+        raise not_found(f"camera {cam!r}")
+    return readers.people_page(state, [cam], q.limit, q.before, q.unmasked_first)
+
+
+@router.get("/people", response_model=PeoplePage, summary="People of every registered camera, newest first, one page")
+def list_people(q: PeopleQuery = Depends(), state: DashboardState = Depends(get_state)) -> PeoplePage:
+    configs, errors = state.registry.all()
+    return readers.people_page(state, sorted({*configs, *errors}), q.limit, q.before, q.unmasked_first)
+
+
 @router.get("/events", response_model=list[ViolationEvent], summary="Violations, newest first")
 def list_events(
     camera: str | None = Query(None, description="only this camera's violations"),
@@ -96,7 +131,8 @@ def list_events(
 
 
 @router.get("/events/{event_id}/snapshot.jpg", response_class=Response, responses=_JPEG,
-            summary="The JPEG of a violation (expires after the snapshot TTL)")
+            summary="The JPEG of a violation, or of a person's best look (id person-{camera}-{n}); expires with the "
+                    "retention")
 def get_snapshot(event_id: str, state: DashboardState = Depends(get_state)) -> Response:
     if not _EVENT_ID.match(event_id):
         raise unprocessable("path", "event_id", "event ids are 1-128 letters, digits, '_', '.', ':' or '-'")

@@ -163,9 +163,11 @@ def _job_tables(jobs: JobsOverview) -> list[Table]:
 def jobs_page(request: Request, state: DashboardState = Depends(get_state)) -> HTMLResponse:
     cams = sorted(state.registry.all()[0])
     s = state.settings
-    alerts = Table("Compliance alerts", ["camera", "state", "since", "compliance", "faces", "times fired"],
-                   [[Link(a.camera, f"/cameras/{a.camera}"), a.state, when(a.since_ms), pct(a.compliance), a.faces,
-                     a.episodes] for a in jobstore.alert_states(state.r, state.keys, cams)], "no cameras registered")
+    alerts = Table("Compliance alerts", ["camera", "state", "since", "compliance", "judged by", "people", "faces",
+                                         "times fired"],
+                   [[Link(a.camera, f"/cameras/{a.camera}"), a.state, when(a.since_ms), pct(a.compliance), a.basis,
+                     a.people, a.faces, a.episodes]
+                    for a in jobstore.alert_states(state.r, state.keys, cams)], "no cameras registered")
     deliveries = Table("Failed webhook deliveries", ["failed", "camera", "kind", "to", "tries", "error"],
                        [[when(d.failed_ms), d.camera, d.kind, d.url, d.attempts, d.error]
                         for d in jobstore.failed_deliveries(state.r, state.keys, LIST_LIMIT)], "no failed deliveries")
@@ -174,7 +176,8 @@ def jobs_page(request: Request, state: DashboardState = Depends(get_state)) -> H
                       x["totals"]["frames"], x["totals"]["faces"], pct(x["totals"]["compliance"])]
                      for x in jobstore.list_reports(state.r, state.keys, LIST_LIMIT)], "no analyses yet")
     intro = (f"Alerts fire when a camera's compliance over {s.alert_window_s // 60} min falls below "
-             f"{pct(s.alert_threshold)} with at least {s.alert_min_faces} faces, and resolve when it recovers. "
+             f"{pct(s.alert_threshold)} with at least {s.alert_min_faces} people counted (or, on a camera that does "
+             "not track people, faces seen), and resolve when it recovers. "
              "Upload a recorded video for analysis at the bottom of the page.")
     mode = write_mode(s)
     jobs = _job_tables(jobstore.jobs_overview(state.r, s.prefix, LIST_LIMIT))

@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from dashboard import readers, system_reader
+from dashboard.models import Compliance
 from dashboard.state import DashboardState
 from maskwatch.utils import now_ms
 
@@ -44,26 +45,34 @@ class RedisCollector(Collector):
         ov = readers.overview(state, now_ms())
         sysinfo = system_reader.system(state, now_ms())
 
-        faces = CounterMetricFamily("maskwatch_faces", "Faces classified since the camera was added, by label",
-                                    labels=["camera", "label"])
+        people = CounterMetricFamily("maskwatch_people", "People counted since the camera was added (tracked faces "
+                                     "whose track ended, each once), by voted label", labels=["camera", "label"])
+        faces = CounterMetricFamily("maskwatch_faces", "Face observations (faces in frames) classified since the "
+                                    "camera was added, by label", labels=["camera", "label"])
         frames = CounterMetricFamily("maskwatch_frames", "Frames analysed since the camera was added",
                                      labels=["camera"])
-        ratio = GaugeMetricFamily("maskwatch_compliance_ratio", "Share of detected faces wearing a mask over the "
+        people_ratio = GaugeMetricFamily("maskwatch_people_compliance_ratio", "Share of people wearing a mask over "
+                                         "the window (absent when nobody was counted)", labels=["camera", "window"])
+        ratio = GaugeMetricFamily("maskwatch_compliance_ratio", "Share of face observations wearing a mask over the "
                                   "window (absent when no face was seen)", labels=["camera", "window"])
-        site = GaugeMetricFamily("maskwatch_site_compliance_ratio", "Share of faces wearing a mask over the "
-                                 "window, all cameras together (absent when no face was seen)", labels=["window"])
+        site_people = GaugeMetricFamily("maskwatch_site_people_compliance_ratio", "Share of people wearing a mask "
+                                        "over the window, all cameras together (absent when nobody was counted)",
+                                        labels=["window"])
+        site = GaugeMetricFamily("maskwatch_site_compliance_ratio", "Share of face observations wearing a mask over "
+                                 "the window, all cameras together (absent when no face was seen)", labels=["window"])
         up = GaugeMetricFamily("maskwatch_camera_up", "1 if the camera's producer reports it online", labels=["camera"])
         for cam in ov.cameras:
-            faces.add_metric([cam.id, "with_mask"], cam.totals.with_mask)
-            faces.add_metric([cam.id, "without_mask"], cam.totals.without_mask)
-            frames.add_metric([cam.id], cam.totals.frames)
+            t = cam.totals
+            for label, n_people, n_faces in (("with_mask", t.people_with_mask, t.with_mask),
+                                             ("without_mask", t.people_without_mask, t.without_mask)):
+                people.add_metric([cam.id, label], n_people)
+                faces.add_metric([cam.id, label], n_faces)
+            frames.add_metric([cam.id], t.frames)
             up.add_metric([cam.id], 1 if cam.status == "online" else 0)
-            for label, value in cam.compliance.model_dump(by_alias=True).items():
-                if value is not None:
-                    ratio.add_metric([cam.id, label], value)
-        for label, value in ov.site.compliance.model_dump(by_alias=True).items():
-            if value is not None:
-                site.add_metric([label], value)
+            _ratios(people_ratio, [cam.id], cam.people_compliance)
+            _ratios(ratio, [cam.id], cam.compliance)
+        _ratios(site_people, [], ov.site.people_compliance)
+        _ratios(site, [], ov.site.compliance)
 
         skipped = CounterMetricFamily("maskwatch_frames_skipped", "Frames skipped at the source under backpressure, "
                                       "as the camera's producer reports them", labels=["camera"])
@@ -81,12 +90,20 @@ class RedisCollector(Collector):
                                 "together (absent when Redis cannot tell it for some camera)")
         if sysinfo.queue.lag is not None:
             lag.add_metric([], sysinfo.queue.lag)
-        yield from (faces, frames, ratio, site, up, skipped, idle, camera_lag, lag)
+        yield from (people, faces, frames, people_ratio, ratio, site_people, site, up, skipped, idle, camera_lag,
+                    lag)
         yield GaugeMetricFamily("maskwatch_queue_pending_frames", "Frames read by a worker, not yet acknowledged",
                                 value=sysinfo.queue.pending)
         yield GaugeMetricFamily("maskwatch_workers_alive", "Workers with a live heartbeat", value=sysinfo.workers_alive)
         yield CounterMetricFamily("maskwatch_frames_dead_lettered", "Frames moved to the dead-letter stream",
                                   value=sysinfo.dead_lettered)
+
+
+def _ratios(family: GaugeMetricFamily, labels: list[str], per_window: Compliance) -> None:
+    """One sample a window, labelled by it; none for a window without a figure (a made-up 0 or 1 would mislead)."""
+    for window, value in per_window.model_dump(by_alias=True).items():
+        if value is not None:
+            family.add_metric([*labels, window], value)
 
 
 def registry_for(state: DashboardState) -> CollectorRegistry:

@@ -17,7 +17,11 @@ V = TypeVar("V")
 CameraState = Literal["online", "reconnecting", "offline"]
 WINDOWS = {"1m": 60, "15m": 900, "1h": 3600, "24h": 86_400}  # the overview's windows, label -> seconds
 
-_RATIO = "share of detected faces wearing a mask, 0..1; null when no face was seen"
+# Two kinds of figure (docs/dashboard.md): people, one count a tracked person by their voted label, and
+# observations, every face of every frame. JSON keys without "people" are the observations'.
+_RATIO = "share of face observations (faces in frames) wearing a mask, 0..1; null when no face was seen"
+_PEOPLE_RATIO = ("share of people (tracked persons, by their voted label) wearing a mask, 0..1; "
+                 "null when nobody was counted")
 
 
 class ByWindow(BaseModel, Generic[V]):
@@ -31,27 +35,42 @@ class ByWindow(BaseModel, Generic[V]):
 
 
 class Compliance(ByWindow[float | None]):
-    """Compliance per window: with_mask / faces, or null when no face was seen in that window."""
+    """Compliance per window: with_mask / faces (observations) or people_with_mask / people; null when none."""
 
 
 class FacesByWindow(ByWindow[int]):
     """Faces detected per window."""
 
 
+class PeopleByWindow(ByWindow[int]):
+    """People counted per window (a person counts in the minute their track ended)."""
+
+
 class Counters(BaseModel):
     frames: int = Field(description="frames analysed")
-    faces: int = Field(description="faces detected in them")
-    with_mask: int = Field(description="faces classified as wearing a mask")
-    without_mask: int = Field(description="faces classified as not wearing a mask")
+    faces: int = Field(description="faces detected in them (observations)")
+    with_mask: int = Field(description="face observations classified as wearing a mask")
+    without_mask: int = Field(description="face observations classified as not wearing a mask")
+    people: int = Field(0, description="people counted: tracked faces whose track ended, each once")
+    people_with_mask: int = Field(0, description="people whose voted label is wearing a mask")
+    people_without_mask: int = Field(0, description="people whose voted label is not wearing a mask")
 
 
-class CameraSummary(BaseModel):
+class PeopleFigures(BaseModel):
+    """People per window: how many, how many without a mask, and their compliance."""
+
+    people: PeopleByWindow = Field(description="people counted per window")
+    people_without_mask: PeopleByWindow = Field(description="people without a mask per window")
+    people_compliance: Compliance = Field(description=f"per window, the {_PEOPLE_RATIO}")
+
+
+class CameraSummary(PeopleFigures):
     id: str = Field(description="camera id, as registered")
     status: CameraState = Field(description="producer's view of the camera: online, reconnecting or offline "
                                             "(offline too when no producer has reported for a while)")
     last_frame_age_s: float | None = Field(description="seconds since the newest captured frame; null if none yet")
     compliance: Compliance = Field(description=f"per window, the {_RATIO}")
-    faces: FacesByWindow = Field(description="faces detected per window")
+    faces: FacesByWindow = Field(description="faces detected per window (observations)")
     totals: Counters = Field(description="counters since the camera was added")
     enabled: bool = Field(description="false when the camera is registered but switched off")
     error: str | None = Field(None, description="why the registered config cannot be used, if it cannot")
@@ -68,9 +87,9 @@ class Thresholds(BaseModel):
         "compliance at or above this (and below good) is a warning (amber); below is bad (red)"))
 
 
-class Site(BaseModel):
+class Site(PeopleFigures):
     compliance: Compliance = Field(description=f"all cameras together, per window: the {_RATIO}")
-    faces: FacesByWindow = Field(description="faces detected by all cameras, per window")
+    faces: FacesByWindow = Field(description="faces detected by all cameras, per window (observations)")
     cameras: int = Field(description="cameras registered")
     online: int = Field(description="cameras whose producer reports them online")
 
@@ -129,10 +148,14 @@ class CameraDetail(CameraSummary):
 class SeriesPoint(BaseModel):
     start: int = Field(description="start of the step, epoch ms (UTC, aligned to the step)")
     frames: int = Field(description="frames captured in the step")
-    faces: int = Field(description="faces detected in the step")
-    with_mask: int = Field(description="faces wearing a mask")
-    without_mask: int = Field(description="faces not wearing a mask")
+    faces: int = Field(description="faces detected in the step (observations)")
+    with_mask: int = Field(description="face observations wearing a mask")
+    without_mask: int = Field(description="face observations not wearing a mask")
     compliance: float | None = Field(description=f"the {_RATIO}")
+    people: int = Field(description="people whose track ended in the step")
+    people_with_mask: int = Field(description="of them, people wearing a mask")
+    people_without_mask: int = Field(description="of them, people not wearing a mask")
+    people_compliance: float | None = Field(description=f"the {_PEOPLE_RATIO}")
 
 
 class Series(BaseModel):
@@ -143,14 +166,42 @@ class Series(BaseModel):
     points: list[SeriesPoint] = Field(description="steps by capture time, oldest first; empty steps included")
 
 
+class PersonRecord(BaseModel):
+    """One tracked person (a face track that ended), from its record ``mw:{cam}:person:{n}``."""
+
+    id: str = Field(description="person id, {camera}-{track number}")
+    camera: str = Field(description="camera id")
+    first_ts: int = Field(description="first seen, capture time, epoch ms")
+    last_ts: int = Field(description="last seen, capture time, epoch ms")
+    duration_ms: int = Field(description="how long they were seen, ms")
+    frames: int = Field(description="frames in which their face was detected")
+    looks: int = Field(description="of those, frames in which their face was classified")
+    label: Literal["with_mask", "without_mask"] = Field(description="the label voted from their best looks")
+    confidence: float = Field(description="the vote's probability of that label, 0.5..1")
+    best_ts: int = Field(description="capture time of their best look, epoch ms")
+    best_box: list[int] | None = Field(description="face box [x, y, w, h] of the best look in frame pixels")
+    snapshot_url: str | None = Field(description=(
+        "URL of the best look's JPEG; null when the privacy setting (MASKWATCH_STORE) kept no image of this person"))
+
+
+class PeoplePage(BaseModel):
+    people: list[PersonRecord] = Field(description=(
+        "people newest first by last-seen time (with unmasked_first, the page's unmasked people first)"))
+    next_before: str | None = Field(description=(
+        "pass as `before` for the next, older page; null when this page reached the oldest record kept"))
+
+
 class ViolationEvent(BaseModel):
     id: str = Field(description="event id; the snapshot is at snapshot_url")
     camera: str = Field(description="camera id")
     seq: int = Field(description="sequence number of the frame within the camera")
-    ts: int = Field(description="capture time of the frame, epoch ms")
+    ts: int = Field(description="capture time of the frame (a person's: of their best look), epoch ms")
     score: float = Field(description="probability that the face wears no mask")
     box: list[int] = Field(description="face box [x, y, w, h] in frame pixels")
-    snapshot_url: str = Field(description="URL of the violation's JPEG (it expires after the snapshot TTL)")
+    snapshot_url: str = Field(description="URL of the violation's JPEG (it expires after the retention)")
+    person: str | None = Field(None, description="with tracking: the unmasked person's id; null for a frame's event")
+    duration_ms: int | None = Field(None, description="with tracking: how long the person was seen, ms")
+    confidence: float | None = Field(None, description="with tracking: how sure the vote is that they wore no mask")
 
 
 class Worker(BaseModel):

@@ -20,15 +20,18 @@ from dashboard.models import (
     Counters,
     FacesByWindow,
     Overview,
+    PeopleByWindow,
+    PeoplePage,
+    PersonRecord,
     Series,
     SeriesPoint,
     Site,
     Thresholds,
     ViolationEvent,
 )
-from maskwatch import compliance, jobstore
+from maskwatch import compliance, jobstore, people
 from maskwatch.codec import decode_event
-from maskwatch.compliance import Counts
+from maskwatch.compliance import COUNTERS, Counts
 from maskwatch.exceptions import MessageError
 from maskwatch.keys import Keys
 from maskwatch.redaction import mask_url
@@ -104,20 +107,24 @@ def _age_s(ts_ms: int | None, now_ms: int) -> float | None:
 
 
 def _counters(c: Counts) -> Counters:
-    return Counters(frames=c.frames, faces=c.faces, with_mask=c.with_mask, without_mask=c.without_mask)
+    return Counters(**{name: getattr(c, name) for name in COUNTERS})
 
 
-def _by_window(per_window: dict[int, Counts]) -> tuple[Compliance, FacesByWindow]:
-    ratios = {label: per_window[s].compliance for label, s in WINDOWS.items()}
-    faces = {label: per_window[s].faces for label, s in WINDOWS.items()}
-    return Compliance(**ratios), FacesByWindow(**faces)
+def _by_window(per_window: dict[int, Counts]) -> dict[str, Any]:
+    """The per-window fields of a camera or the site: observations' compliance and faces, and the people figures."""
+    def each(figure: str) -> dict[str, Any]:
+        return {label: getattr(per_window[s], figure) for label, s in WINDOWS.items()}
+
+    return {"people": PeopleByWindow(**each("people")),
+            "people_without_mask": PeopleByWindow(**each("people_without_mask")),
+            "people_compliance": Compliance(**each("people_compliance")),
+            "compliance": Compliance(**each("compliance")), "faces": FacesByWindow(**each("faces"))}
 
 
 def _summary(cam: str, enabled: bool, error: str | None, per_window: dict[int, Counts], totals: Counts,
              status: CameraStatus, now_ms: int) -> CameraSummary:
-    ratios, faces = _by_window(per_window)
     return CameraSummary(id=cam, status=status.state, last_frame_age_s=_age_s(status.last_frame_ts, now_ms),
-                         compliance=ratios, faces=faces, totals=_counters(totals), enabled=enabled, error=error,
+                         **_by_window(per_window), totals=_counters(totals), enabled=enabled, error=error,
                          quiet=is_quiet(status, now_ms), last_motion_age_s=_age_s(status.last_motion_ts, now_ms))
 
 
@@ -164,9 +171,7 @@ def overview(state: DashboardState, now_ms: int) -> Overview:
         for cam in cams
     ]
     site_windows = {s: compliance.total(per_window[cam][s] for cam in cams) for s in WINDOWS.values()}
-    site_ratios, site_faces = _by_window(site_windows)
-    site = Site(compliance=site_ratios, faces=site_faces, cameras=len(cams),
-                online=sum(statuses[c].state == "online" for c in cams))
+    site = Site(**_by_window(site_windows), cameras=len(cams), online=sum(statuses[c].state == "online" for c in cams))
     return Overview(generated_at=now_ms, thresholds=thresholds(state), site=site, cameras=summaries)
 
 
@@ -187,7 +192,8 @@ def camera_detail(state: DashboardState, cam: str, now_ms: int) -> CameraDetail 
 
 def compliance_series(state: DashboardState, cam: str, window_s: int, step_s: int, now_ms: int) -> Series:
     points = [
-        SeriesPoint(start=p.start_ms, compliance=p.counts.compliance, **_counters(p.counts).model_dump())
+        SeriesPoint(start=p.start_ms, compliance=p.counts.compliance, people_compliance=p.counts.people_compliance,
+                    **_counters(p.counts).model_dump())
         for p in compliance.series(state.r, state.keys, cam, window_s, step_s, now_ms)
     ]
     return Series(camera=cam, window_s=window_s, step_s=step_s, thresholds=thresholds(state), points=points)
@@ -196,8 +202,25 @@ def compliance_series(state: DashboardState, cam: str, window_s: int, step_s: in
 def violation(fields: dict[bytes, bytes]) -> ViolationEvent:
     """An events-stream entry as the API shows it; raises MessageError naming a malformed field."""
     e = decode_event(fields)
+    person = {"person": e.person, "duration_ms": e.duration_ms, "confidence": e.confidence} if e.person else {}
     return ViolationEvent(id=e.snap, camera=e.cam, seq=e.seq, ts=e.ts, score=e.score, box=list(e.box),
-                          snapshot_url=jobstore.snapshot_url(e.snap))
+                          snapshot_url=jobstore.snapshot_url(e.snap), **person)
+
+
+def person_record(p: people.Person) -> PersonRecord:
+    """A person as the API shows it: their snapshot's URL, or null when the privacy setting kept no image."""
+    return PersonRecord(id=p.id, camera=p.cam, first_ts=p.first_ts, last_ts=p.last_ts, duration_ms=p.duration_ms,
+                        frames=p.frames, looks=p.looks, label=p.label, confidence=p.confidence, best_ts=p.best_ts,
+                        best_box=list(p.best_box) if p.best_box else None,
+                        snapshot_url=jobstore.snapshot_url(p.snap) if p.snap else None)
+
+
+def people_page(state: DashboardState, cams: list[str], limit: int, before: people.Cursor | None,
+                unmasked_first: bool) -> PeoplePage:
+    """The people of ``cams`` (one camera, or the site's) newest first, one page."""
+    page = people.newest_people(state.r, state.keys, cams, limit, before, unmasked_first)
+    return PeoplePage(people=[person_record(p) for p in page.people],
+                      next_before=str(page.next) if page.next else None)
 
 
 def recent_events(state: DashboardState, camera: str | None, since_ms: int | None, limit: int) -> list[ViolationEvent]:

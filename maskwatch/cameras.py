@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from maskwatch.exceptions import CameraError
 from maskwatch.keys import Keys, check_camera_id
 from maskwatch.redaction import mask_url
-from maskwatch.settings import Fps, FrameWidth, JpegQuality, Settings
+from maskwatch.settings import Fps, FrameWidth, JpegQuality, Settings, StoreWhat
 from maskwatch.utils import text
 
 __all__ = ["SETTINGS_DEFAULTS", "CameraConfig", "CameraError", "Registry"]
@@ -66,6 +66,12 @@ class CameraConfig(BaseModel):
     min_face_px: int | None = Field(None, ge=1, description=(
         "smallest face side counted, pixels; null: the global setting"))
     enabled: bool = Field(True, description="capture this camera")
+    store: StoreWhat | None = Field(None, description=(
+        "which faces may be kept as images: none, violations, all; null: the site's MASKWATCH_STORE"))
+    blur_others: bool | None = Field(None, description=(
+        "blur the faces of everyone but the violator in stored images; null: the site's MASKWATCH_BLUR_OTHERS"))
+    retention_days: int | None = Field(None, ge=1, le=366, description=(
+        "days person records, events and snapshots are kept; null: the site's MASKWATCH_RETENTION_DAYS"))
 
     @field_validator("id")
     @classmethod

@@ -80,7 +80,8 @@ class Result:
 
 @dataclass(frozen=True)
 class Event:
-    """A throttled violation: the most certain unmasked face of a frame, with its snapshot id."""
+    """A violation with its snapshot id: an unmasked person (``person`` set: their best look, how long they
+    were seen, how sure the vote is) or, without tracking, a frame's most certain unmasked face."""
 
     cam: str
     seq: int
@@ -88,6 +89,9 @@ class Event:
     score: float
     box: tuple[int, int, int, int]
     snap: str
+    person: str = ""
+    duration_ms: int = 0
+    confidence: float = 0.0
 
 
 Fields = Mapping[Any, bytes | str]  # Redis replies have bytes keys, entries built here str keys
@@ -220,6 +224,8 @@ def encode_event(e: Event) -> dict[str, Any]:
         "score": round(float(e.score), 4),
         "box": json.dumps(list(e.box)),
         "snap": e.snap,
+        **({"person": e.person, "duration_ms": e.duration_ms, "confidence": round(float(e.confidence), 4)}
+           if e.person else {}),
     }
 
 
@@ -237,4 +243,14 @@ def decode_event(entry: Fields) -> Event:
         score=score,
         box=_box(kind, "box", _json(entry, kind, "box")),
         snap=_raw(entry, kind, "snap"),
+        **(_person_fields(entry, kind) if _has(entry, "person") else {}),
     )
+
+
+def _person_fields(entry: Fields, kind: str) -> dict[str, Any]:
+    try:
+        confidence = float(_raw(entry, kind, "confidence"))
+    except ValueError:
+        raise MessageError(kind, "confidence", "must be a number") from None
+    return {"person": _raw(entry, kind, "person"), "duration_ms": _int(entry, kind, "duration_ms"),
+            "confidence": confidence}

@@ -1,10 +1,14 @@
 """Compliance arithmetic over the workers' per-minute statistics (DESIGN.md: ``mw:stats``, ``mw:totals``).
 
 The worker counts every frame into the minute of its capture time (UTC): hash
-``mw:{cam}:stats:{yyyymmdd}``, field ``{minute of the day}:{counter}``. This module reads those
-buckets back, sums them over a window or into a time series, and turns counts into compliance
-(the share of detected faces wearing a mask). The dashboard and the side-job alerts both call it,
-so a figure on a page and the figure an alert fires on are the same number.
+``mw:{cam}:stats:{yyyymmdd}``, field ``{minute of the day}:{counter}``. Two kinds of figure share
+the buckets: *observations* (``frames``, ``faces``, ``with_mask``, ``without_mask``: every face of
+every frame) and *people* (``people``, ``people_with_mask``, ``people_without_mask``: one count a
+tracked person, in the minute their track ended; docs/architecture.md, "Keyed by camera"). This
+module reads those buckets back, sums them over a window or into a time series, and turns counts
+into compliance: by observations, the share of faces wearing a mask; by people, the share of
+people whose voted label is masked. The dashboard and the side-job alerts both call it, so a
+figure on a page and the figure an alert fires on are the same number.
 
 A window of ``W`` seconds ending at ``now`` is every minute bucket that overlaps ``(now - W, now]``:
 buckets are whole minutes, so it spans at least ``W`` and less than ``W`` + 1 minute, and the
@@ -16,6 +20,8 @@ buckets are whole minutes, so it spans at least ``W`` and less than ``W`` + 1 mi
 0.75
 >>> Counts().compliance is None
 True
+>>> Counts(people=5, people_with_mask=4, people_without_mask=1).people_compliance
+0.8
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ import redis
 
 from maskwatch.keys import Keys
 
-COUNTERS = ("frames", "faces", "with_mask", "without_mask")
+# The order of Counts' fields: the Lua script below returns the counters of a bin in this order.
+COUNTERS = ("frames", "faces", "with_mask", "without_mask", "people", "people_with_mask", "people_without_mask")
 MINUTE_MS = 60_000
 DAY_MINUTES = 1440
 STATS_RETENTION_DAYS = 8  # the worker lets each day's hash expire after this; nothing older can be read
@@ -49,12 +56,15 @@ def round_step(span_s: float, max_points: float, at_least_s: int = 1) -> int:
 
 @dataclass(frozen=True)
 class Counts:
-    """Frames seen, faces found, and how those faces were labelled."""
+    """Observations (frames seen, faces found, how those faces were labelled) and people (tracks ended, by vote)."""
 
     frames: int = 0
     faces: int = 0
     with_mask: int = 0
     without_mask: int = 0
+    people: int = 0
+    people_with_mask: int = 0
+    people_without_mask: int = 0
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
@@ -63,6 +73,11 @@ class Counts:
     def compliance(self) -> float | None:
         """``with_mask / faces``, or None when no face was seen (no face is no evidence either way)."""
         return self.with_mask / self.faces if self.faces else None
+
+    @property
+    def people_compliance(self) -> float | None:
+        """``people_with_mask / people``, or None when nobody was counted."""
+        return self.people_with_mask / self.people if self.people else None
 
     @classmethod
     def from_hash(cls, raw: dict[bytes, bytes]) -> Counts:
@@ -104,24 +119,29 @@ def _minute_span(window_s: int, now_ms: int) -> tuple[int, int]:
 
 
 # Sums minute buckets into bins inside Redis, so a day of minutes per camera costs one small reply
-# instead of thousands of fields (a week of one camera is 40,320 of them).
+# instead of thousands of fields (a week of one camera is 70,560 of them).
 # KEYS: the stats hashes of consecutive days, oldest first; ARGV[1]: the epoch day of KEYS[1];
-# ARGV[2..]: bin boundaries in epoch minutes, ascending; bin i holds the minutes [b[i], b[i+1]).
-# Returns the four counters of each bin, flattened.
+# ARGV[2]: n, the number of counters; ARGV[3..2+n]: their names; ARGV[3+n..]: bin boundaries in epoch
+# minutes, ascending; bin i holds the minutes [b[i], b[i+1]). Returns the n counters of each bin, flattened.
 _SUM_BINS = """
 local first_day = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local names = {}
+for j = 1, n do names[j] = ':' .. ARGV[2 + j] end
 local out = {}
-for i = 2, #ARGV - 1 do
-  local sums = {0, 0, 0, 0}
+local f = {}
+for i = 3 + n, #ARGV - 1 do
+  local sums = {}
+  for j = 1, n do sums[j] = 0 end
   for m = tonumber(ARGV[i]), tonumber(ARGV[i + 1]) - 1 do
     local mod = m % 1440
-    local v = redis.call('HMGET', KEYS[math.floor(m / 1440) - first_day + 1],
-                         mod .. ':frames', mod .. ':faces', mod .. ':with_mask', mod .. ':without_mask')
-    for j = 1, 4 do
+    for j = 1, n do f[j] = mod .. names[j] end
+    local v = redis.call('HMGET', KEYS[math.floor(m / 1440) - first_day + 1], unpack(f))
+    for j = 1, n do
       if v[j] then sums[j] = sums[j] + tonumber(v[j]) end
     end
   end
-  for j = 1, 4 do out[#out + 1] = sums[j] end
+  for j = 1, n do out[#out + 1] = sums[j] end
 end
 return out
 """
@@ -139,7 +159,7 @@ def sum_bins(r: redis.Redis, keys: Keys, cams: Sequence[str], bounds: Sequence[i
     with r.pipeline(transaction=False) as p:
         for cam in cams:
             day_keys = [keys.stats(cam, _day(d)) for d in range(first_day, last_day + 1)]
-            script(keys=day_keys, args=[first_day, *clamped], client=p)
+            script(keys=day_keys, args=[first_day, len(COUNTERS), *COUNTERS, *clamped], client=p)
         replies = p.execute()
     n = len(COUNTERS)
     return {cam: [Counts(*(int(x) for x in flat[i:i + n])) for i in range(0, len(flat), n)]

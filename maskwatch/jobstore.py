@@ -166,7 +166,10 @@ def failed_deliveries(r: redis.Redis, keys: Keys, limit: int = 50) -> list[Faile
 
 @dataclass(frozen=True)
 class AlertState:
-    """A camera's alert: ``firing`` since ``since_ms`` or ``ok``, and the figures of the last evaluation."""
+    """A camera's alert: ``firing`` since ``since_ms`` or ``ok``, and the figures of the last evaluation.
+
+    ``compliance`` is the figure judged, on ``basis``: ``people`` when the window counted people, else
+    ``observations`` (faces in frames)."""
 
     camera: str
     state: str = "ok"  # ok | firing
@@ -175,11 +178,13 @@ class AlertState:
     faces: int = 0
     evaluated_ms: int = 0
     episodes: int = 0  # how many times it has fired
+    basis: str = "observations"  # people | observations
+    people: int = 0
 
     def to_hash(self) -> dict[str, str]:
         return {"state": self.state, "since_ms": str(self.since_ms), "episodes": str(self.episodes),
                 "compliance": "" if self.compliance is None else f"{self.compliance:.4f}", "faces": str(self.faces),
-                "evaluated_ms": str(self.evaluated_ms)}
+                "evaluated_ms": str(self.evaluated_ms), "basis": self.basis, "people": str(self.people)}
 
     @classmethod
     def from_hash(cls, camera: str, raw: Mapping[bytes | str, bytes | str]) -> AlertState:
@@ -187,7 +192,8 @@ class AlertState:
         compliance = f.get("compliance") or None
         return cls(camera=camera, state=f.get("state", "ok"), since_ms=int(f.get("since_ms", 0)),
                    compliance=float(compliance) if compliance else None, faces=int(f.get("faces", 0)),
-                   evaluated_ms=int(f.get("evaluated_ms", 0)), episodes=int(f.get("episodes", 0)))
+                   evaluated_ms=int(f.get("evaluated_ms", 0)), episodes=int(f.get("episodes", 0)),
+                   basis=f.get("basis", "observations"), people=int(f.get("people", 0)))
 
 
 def alert_states(r: redis.Redis, keys: Keys, cams: Sequence[str]) -> list[AlertState]:

@@ -72,6 +72,14 @@ class Keys:
             raise ValueError(f"{stream!r} is not a frames stream of prefix {self.prefix!r}")
         return stream[len(head):-len(tail)]
 
+    def person(self, cam: str, n: int | str) -> str:
+        """Person record of the camera's track ``n`` (JSON, expires after the retention)."""
+        return self._k(tag(cam), "person", str(n))
+
+    def people(self, cam: str) -> str:
+        """The camera's person records: sorted set of track numbers by last-seen time (epoch ms)."""
+        return self._k(tag(cam), "people")
+
     def tracks(self, cam: str) -> str:
         """The camera's tracker state (JSON), written by the same commit as the frame it follows."""
         return self._k(tag(cam), "tracks")

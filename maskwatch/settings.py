@@ -34,6 +34,7 @@ ENV_PREFIX = "MASKWATCH_"
 
 RuntimeName = Literal["auto", "onnx", "torch"]
 DeviceName = Literal["auto", "cpu", "cuda"]
+StoreWhat = Literal["none", "violations", "all"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 # How cameras are captured. Settings hold the defaults of cameras added without them, and every
@@ -105,8 +106,17 @@ class Settings(BaseSettings):
     events_maxlen: int = Field(10_000, ge=1, description="violation events the events stream keeps")
     event_throttle_s: float = Field(30.0, ge=0, description=(
         "at most one violation event per camera in this many seconds"))
+    event_flood_guard_s: float = Field(2.0, ge=0, description=(
+        "with tracking: one violation event per unmasked person, but at most one per camera per this many seconds"))
     snapshot_ttl_s: int = Field(7 * 86_400, ge=1, description="violation snapshots expire after this many seconds")
     latest_ttl_s: int = Field(60, ge=1, description="a camera's newest annotated frame expires after this many seconds")
+    store: StoreWhat = Field("violations", description=(
+        "which faces may be kept as images in Redis: none (no snapshot, no live frame), violations (snapshots of "
+        "people without a mask only), all"))
+    blur_others: bool = Field(True, description=(
+        "blur every face but the violator's in stored snapshots, and every masked face in the live frame"))
+    retention_days: int = Field(7, ge=1, le=366, description=(
+        "person records, violation events and their snapshots are kept this many days"))
     tracking: bool = Field(True, description=(
         "track faces per camera and classify a face only when new, markedly better seen, or every track_relook_ms; "
         "false: classify every face of every frame"))
@@ -144,7 +154,8 @@ class Settings(BaseSettings):
     dashboard_url: str | None = Field(None, description="public base URL, for absolute snapshot links in webhooks")
     alert_window_s: int = Field(300, ge=1, description="window over which an alert's compliance is measured, seconds")
     alert_threshold: _Share = Field(0.8, description="alert when a camera's compliance falls below this")
-    alert_min_faces: int = Field(10, ge=0, description="no alert on fewer faces than this in the window")
+    alert_min_faces: int = Field(10, ge=0, description=(
+        "no alert on fewer people (or faces, where no people were counted) than this in the window"))
     log_level: Annotated[LogLevel, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)] = Field(
         "INFO", description="the least severe log records a process writes")
 

@@ -80,7 +80,8 @@ def test_cameras_show_the_compliance_the_stats_hold(api: httpx.Client, seeded: i
     lobby = cams["lobby"]
     assert lobby["compliance"] == {"1m": None, "15m": 0.75, "1h": 0.5, "24h": pytest.approx(8 / 11)}
     assert lobby["faces"] == {"1m": 0, "15m": 4, "1h": 6, "24h": 11}
-    assert lobby["totals"] == {"frames": 6, "faces": 12, "with_mask": 8, "without_mask": 4}
+    assert lobby["totals"] == {"frames": 6, "faces": 12, "with_mask": 8, "without_mask": 4,
+                               "people": 0, "people_with_mask": 0, "people_without_mask": 0}
     assert lobby["status"] == "online" and 1.5 < lobby["last_frame_age_s"] < 30
     gate = cams["gate"]
     assert gate["status"] == "offline" and gate["last_frame_age_s"] is None
@@ -313,18 +314,21 @@ def test_health_and_readiness(api: httpx.Client, settings: Settings) -> None:
 def test_openapi_describes_every_field(api: httpx.Client) -> None:
     spec = api.get("/openapi.json").json()
     for path in ("/api/cameras", "/api/cameras/{camera_id}", "/api/cameras/{camera_id}/compliance", "/api/events",
-                 "/api/workers", "/api/system", "/healthz", "/readyz", "/metrics", "/api/live"):
+                 "/api/cameras/{camera_id}/people", "/api/people", "/api/workers", "/api/system", "/healthz",
+                 "/readyz", "/metrics", "/api/live"):
         assert path in spec["paths"], path
     assert {"post"} <= set(spec["paths"]["/api/cameras"])
     assert {"patch", "delete"} <= set(spec["paths"]["/api/cameras/{camera_id}"])
     assert spec["paths"]["/api/cameras"]["post"]["security"] == [{"HTTPBearer": []}]
     ours = {name for name, obj in vars(models).items() if isinstance(obj, type) and issubclass(obj, BaseModel)}
     schemas = {name: schema for name, schema in spec["components"]["schemas"].items() if name in ours}
-    assert {"CameraSummary", "CameraDetail", "Series", "ViolationEvent", "System", "CameraCreate"} <= set(schemas)
+    assert {"CameraSummary", "CameraDetail", "Series", "ViolationEvent", "System", "CameraCreate", "PeoplePage",
+            "PersonRecord"} <= set(schemas)
     undocumented = [f"{name}.{prop}" for name, schema in schemas.items()
                     for prop, s in schema.get("properties", {}).items() if not s.get("description")]
     assert undocumented == []
-    for op in (spec["paths"]["/api/cameras/{camera_id}/compliance"]["get"], spec["paths"]["/api/events"]["get"]):
+    for op in (spec["paths"]["/api/cameras/{camera_id}/compliance"]["get"], spec["paths"]["/api/events"]["get"],
+               spec["paths"]["/api/cameras/{camera_id}/people"]["get"], spec["paths"]["/api/people"]["get"]):
         assert all(p.get("description") for p in op["parameters"])
     page = api.get("/api-docs")
     assert page.status_code == 200 and "/api/cameras/{camera_id}/compliance" in page.text

@@ -6,6 +6,7 @@ SimpleWorker in this process, as `maskwatch jobs --burst` runs them.
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import subprocess
@@ -33,6 +34,7 @@ from maskwatch.keys import Keys
 from maskwatch.settings import Settings
 from maskwatch.signing import HEADER, verify_signature
 from maskwatch.utils import now_ms
+from tests.support.dashboard import Seen, record_people
 from tests.support.waiting import wait_for
 from worker.jobs import dispatch
 from worker.jobs.alerts import FIRING, OK
@@ -42,6 +44,7 @@ from worker.jobs.webhooks import Notifier, WebhookConfigError
 
 SECRET = "shared-secret"
 MIN = 60_000
+_tracks = itertools.count(1)  # track numbers of recorded people, unique within a test session
 
 
 @dataclass
@@ -245,6 +248,50 @@ def test_two_runners_evaluating_at_once_fire_once(settings, r, keys):
     assert len(a.alerts.evaluate(t0)) == 1
     assert b.alerts.script(keys=[keys.alert("lobby")], args=[stale[0].state, "state", FIRING]) == 0
     assert b.alerts.evaluate(t0) == []
+
+
+def people_minute(r: redis.Redis, keys: Keys, cam: str, ts: int, with_mask: int, without_mask: int) -> None:
+    """People whose tracks ended in one minute, as the worker's commit records them."""
+    labels = ["with_mask"] * with_mask + ["without_mask"] * without_mask
+    record_people(r, keys, [Seen(cam, next(_tracks), ts, label) for label in labels])
+
+
+def test_alerts_judge_people_when_the_window_counted_people(settings, r, keys):
+    """One unmasked person standing long in front of a camera is one person: people, not face-frames, decide."""
+    t0 = (now_ms() // MIN - 2 * 1440) * MIN + 30_000
+    with receiver() as rec:
+        s = hook_settings(settings, rec.url).override(alert_window_s=60, alert_threshold=0.8, alert_min_faces=10)
+        for cam in ("lobby", "hall", "dock"):
+            Registry(r, keys).put(CameraConfig(id=cam, url="0"))
+        runner = Runner(s, r)
+        # lobby: 95% of 20 face observations, but 3 of 10 people masked
+        put_minute(r, keys, "lobby", t0, with_mask=19, without_mask=1)
+        people_minute(r, keys, "lobby", t0, with_mask=3, without_mask=7)
+        # hall: 30 unmasked face observations of 2 people: too few people to judge, and faces do not stand in
+        put_minute(r, keys, "hall", t0, with_mask=0, without_mask=30)
+        people_minute(r, keys, "hall", t0, with_mask=0, without_mask=2)
+        # dock: no tracking, so no people: judged by its 20 observations, 25%
+        put_minute(r, keys, "dock", t0, with_mask=5, without_mask=15)
+        fired = runner.alerts.evaluate(t0)
+        assert sorted((t.camera, t.state) for t in fired) == [("dock", FIRING), ("lobby", FIRING)]
+        hall = jobstore.alert_states(r, keys, ["hall"])[0]
+        assert (hall.state, hall.basis, hall.people, hall.faces) == ("ok", "people", 2, 30)
+        people_minute(r, keys, "lobby", t0 + 2 * MIN, with_mask=10, without_mask=0)
+        put_minute(r, keys, "lobby", t0 + 2 * MIN, with_mask=0, without_mask=40)  # observations alone would not
+        [resolved] = runner.alerts.evaluate(t0 + 2 * MIN)
+        assert (resolved.camera, resolved.state) == ("lobby", OK)
+        states = {a.camera: a for a in jobstore.alert_states(r, keys, ["lobby", "dock"])}
+        assert (states["lobby"].basis, states["lobby"].compliance, states["lobby"].people) == ("people", 1.0, 10)
+        assert (states["dock"].state, states["dock"].basis) == ("firing", "observations")
+        runner.burst()
+    by_camera = {(a["camera"], a["state"]): a for a in rec.accepted}
+    assert set(by_camera) == {("lobby", "firing"), ("dock", "firing"), ("lobby", "resolved")}
+    lobby = by_camera["lobby", "firing"]
+    assert (lobby["basis"], lobby["compliance"]) == ("people", 0.3)
+    assert (lobby["people"], lobby["people_without_mask"]) == (10, 7)
+    assert (lobby["faces"], lobby["with_mask"]) == (20, 19)  # the observations come along
+    dock = by_camera["dock", "firing"]
+    assert (dock["basis"], dock["compliance"], dock["people"], dock["faces"]) == ("observations", 0.25, 0, 20)
 
 
 def test_jobs_process_delivers_retries_serves_metrics_and_stops_on_sigterm(settings, r, keys):

@@ -11,8 +11,9 @@ pipeline: one round trip.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 
@@ -20,55 +21,89 @@ from maskwatch.codec import Event, Result, encode_event, encode_result
 from maskwatch.compliance import STATS_TTL_S, bucket_of
 from maskwatch.keys import Keys
 from maskwatch.settings import Settings
-from maskwatch.utils import flat_fields
+from maskwatch.utils import flat_fields, now_ms
+from maskwatch.vision.privacy import Privacy
+from worker.tracks import Person
 
 # KEYS: 1 the camera's frames stream, 2 results stream, 3 the camera's stats hash of the day, 4 its totals hash,
-#       5 events stream, 6 the camera's event throttle, 7 the event's snapshot, 8 the camera's tracker state.
+#       5 events stream, 6 the camera's event throttle, 7 the frame event's snapshot, 8 the camera's tracker
+#       state, 9 the camera's people (sorted set); then per person i = 0..P-1: 10+2i their record, 11+2i their
+#       snapshot.
 # ARGV: 1 group, 2 entry id, 3 minute of the day, 4-7 counts (frames, faces, with_mask, without_mask),
-#       8 stats TTL s, 9 results MAXLEN, 10 tracker state JSON ('' keeps the stored one), 11 n = result
-#       field count, 12..11+n result fields; then at a = 12+n: event flag ('1' or '0'), and with '1':
-#       a+1 throttle ms, a+2 events MAXLEN, a+3 snapshot JPEG, a+4 snapshot TTL s, a+5 m = event field
-#       count, a+6.. event fields.
+#       8 stats TTL s, 9 results MAXLEN, 10 tracker state JSON ('' keeps the stored one), 11 events MAXLEN,
+#       12 retention cutoff (epoch ms: older people leave the sorted set), 13 n = result field count,
+#       14.. result fields; then the frame event: '0', or '1', throttle ms, snapshot JPEG, snapshot TTL s,
+#       m = field count, m fields; then P and per person: track number, last seen ms, label, record JSON,
+#       record TTL s, snapshot JPEG ('' none), and their event as for the frame ('1' only for unmasked people).
 # Returns 0 when the frame was acknowledged before (nothing written), 1 counted, 2 counted with an event.
 _COMMIT = """
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 local m = ARGV[3]
-local n = {tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])}
-local names = {'frames', 'faces', 'with_mask', 'without_mask'}
-for i = 1, 4 do
-  if n[i] > 0 then
-    redis.call('HINCRBY', KEYS[3], m .. ':' .. names[i], n[i])
-    redis.call('HINCRBY', KEYS[4], names[i], n[i])
+local function count(name, n)
+  if n > 0 then
+    redis.call('HINCRBY', KEYS[3], m .. ':' .. name, n)
+    redis.call('HINCRBY', KEYS[4], name, n)
   end
 end
-redis.call('EXPIRE', KEYS[3], ARGV[8])
+local names = {'frames', 'faces', 'with_mask', 'without_mask'}
+for i = 1, 4 do count(names[i], tonumber(ARGV[3 + i])) end
 if ARGV[10] ~= '' then redis.call('SET', KEYS[8], ARGV[10]) end
-local nres = tonumber(ARGV[11])
-local res = {}
-for i = 1, nres do res[i] = ARGV[11 + i] end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[9], '*', unpack(res))
-local at = 12 + nres
-if ARGV[at] == '1' and redis.call('SET', KEYS[6], ARGV[2], 'NX', 'PX', ARGV[at + 1]) then
-  local nev = tonumber(ARGV[at + 5])
-  local ev = {}
-  for i = 1, nev do ev[i] = ARGV[at + 5 + i] end
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[at + 2], '*', unpack(ev))
-  redis.call('SET', KEYS[7], ARGV[at + 3], 'EX', ARGV[at + 4])
-  return 2
+local at = 13
+local function take()
+  local v = ARGV[at]
+  at = at + 1
+  return v
 end
-return 1
+local function fields()
+  local n = tonumber(take())
+  local out = {}
+  for i = 1, n do out[i] = take() end
+  return out
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[9], '*', unpack(fields()))
+local result = 1
+local function event(snap_key)
+  if take() ~= '1' then return end
+  local throttle_ms, snapshot, snap_ttl, ev = take(), take(), take(), fields()
+  if throttle_ms == '0' or redis.call('SET', KEYS[6], ARGV[2], 'NX', 'PX', throttle_ms) then
+    redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[11], '*', unpack(ev))
+    if snapshot ~= '' then redis.call('SET', snap_key, snapshot, 'EX', snap_ttl) end
+    result = 2
+  end
+end
+event(KEYS[7])
+local people = tonumber(take())
+for i = 0, people - 1 do
+  local n, last, label, record, ttl, snapshot = take(), take(), take(), take(), take(), take()
+  -- A person is recorded once, whichever worker commits the frame they left in (NX on their record).
+  if redis.call('SET', KEYS[10 + 2 * i], record, 'NX', 'EX', ttl) then
+    redis.call('ZADD', KEYS[9], last, n)
+    count('people', 1)
+    count('people_' .. label, 1)
+    if snapshot ~= '' then redis.call('SET', KEYS[11 + 2 * i], snapshot, 'EX', ttl) end
+    event(KEYS[11 + 2 * i])
+  else
+    if take() == '1' then at = at + 3; fields() end
+  end
+end
+if people > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', '(' .. ARGV[12]) end
+redis.call('EXPIRE', KEYS[3], ARGV[8])
+return result
 """
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one frame adds: its result and, if it shows a violation, a candidate event and snapshot."""
+    """What one frame adds: its result, a frame event with its snapshot (tracking off), the tracker state
+    after it and the people who left in it (tracking on)."""
 
     entry_id: str
     result: Result
     event: Event | None = None
     snapshot: bytes = b""
     tracker_state: str = ""  # the camera's tracker after this frame, JSON; "" when tracking is off
+    people: list[Person] = field(default_factory=list)
+    privacy: Privacy | None = None  # the camera's; None: the site's defaults
 
 
 class Committer:
@@ -77,29 +112,53 @@ class Committer:
     def __init__(self, r: redis.Redis, keys: Keys, s: Settings):
         self.r, self.keys, self.s = r, keys, s
         self.script = r.register_script(_COMMIT)
+        self.site = Privacy.for_camera(s, None)
 
     def commit(self, outcomes: Sequence[Outcome]) -> list[int]:
         """0: already acknowledged elsewhere (not counted again), 1: counted, 2: counted with an event."""
         if not outcomes:
             return []
-        k, s = self.keys, self.s
+        k = self.keys
         pipe = self.r.pipeline(transaction=False)
+        now = now_ms()
         for o in outcomes:
-            res = o.result
+            res, privacy = o.result, o.privacy or self.site
             day, minute = bucket_of(res.ts)
             n_with = sum(f.label == "with_mask" for f in res.faces)
             n_without = len(res.faces) - n_with
             result_fields = flat_fields(encode_result(res))
             args: list[bytes | str | int | float] = [
                 k.group, o.entry_id, minute, 1, len(res.faces), n_with, n_without, STATS_TTL_S,
-                s.results_maxlen, o.tracker_state, len(result_fields), *result_fields]
-            if o.event is not None:
-                ev_fields = flat_fields(encode_event(o.event))
-                args += [1, int(s.event_throttle_s * 1000), s.events_maxlen, o.snapshot, s.snapshot_ttl_s,
-                         len(ev_fields), *ev_fields]
-            else:
-                args += [0]
+                self.s.results_maxlen, o.tracker_state, self.s.events_maxlen, now - privacy.retention_s,
+                len(result_fields), *result_fields]
+            args += self._event(o.event, o.snapshot, self.s.event_throttle_s, privacy)
+            args.append(len(o.people))
+            person_keys: list[str] = []
+            for p in o.people:
+                args += [p.n, p.record["last_ts"], p.label, json.dumps(p.record, separators=(",", ":")),
+                         privacy.retention_s, p.snapshot]
+                args += self._event(_person_event(p, res) if p.label == "without_mask" else None, b"",
+                                    self.s.event_flood_guard_s, privacy)
+                person_keys += [k.person(res.cam, p.n), k.snap(p.snap_id)]
             snap_key = k.snap(o.event.snap) if o.event else k.snap("none")
             self.script(keys=[k.frames(res.cam), k.results, k.stats(res.cam, day), k.totals(res.cam), k.events,
-                              k.throttle(res.cam), snap_key, k.tracks(res.cam)], args=args, client=pipe)
+                              k.throttle(res.cam), snap_key, k.tracks(res.cam), k.people(res.cam), *person_keys],
+                        args=args, client=pipe)
         return [int(x) for x in pipe.execute()]
+
+    @staticmethod
+    def _event(event: Event | None, snapshot: bytes, throttle_s: float,
+               privacy: Privacy) -> list[bytes | str | int | float]:
+        if event is None:
+            return ["0"]
+        fields = flat_fields(encode_event(event))
+        return ["1", int(throttle_s * 1000), snapshot, privacy.retention_s, len(fields), *fields]
+
+
+def _person_event(p: Person, frame: Result) -> Event:
+    """The violation event of an unmasked person: their best look, how long they were seen, how sure the vote is."""
+    r = p.record
+    box = tuple(r["best_box"]) if r["best_box"] else (0, 0, 0, 0)
+    return Event(cam=p.cam, seq=frame.seq, ts=int(r["best_ts"] or r["last_ts"]), score=float(r["confidence"]),
+                 box=box, snap=r["snap"], person=p.id,
+                 duration_ms=int(r["duration_ms"]), confidence=float(r["confidence"]))

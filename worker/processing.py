@@ -21,10 +21,12 @@ import numpy as np
 from maskwatch.cameras import CameraConfig
 from maskwatch.codec import Event, Face, Frame, Result, decode_frame
 from maskwatch.exceptions import DecodeError, MessageError
+from maskwatch.settings import Settings
 from maskwatch.utils import now_ms
 from maskwatch.vision.detect import Detection
 from maskwatch.vision.jpeg import decode_jpeg
 from maskwatch.vision.pipeline import FrameSpec, Pipeline
+from maskwatch.vision.privacy import Privacy
 from maskwatch.vision.violations import find_violation, snapshot
 from worker.commit import Outcome
 from worker.consumer import Entry
@@ -39,6 +41,7 @@ class BatchOutput:
     failures: list[tuple[Entry, str]] = field(default_factory=list)
     # per camera, the newest frame with its faces, for the live view
     newest: dict[str, tuple[Frame, np.ndarray, list[Face]]] = field(default_factory=dict)
+    privacy: dict[str, Privacy] = field(default_factory=dict)  # per camera of the batch
     crops: int = 0  # faces classified
     detect_s: float = 0.0
     infer_s: float = 0.0
@@ -55,10 +58,10 @@ def _decode(entry: Entry) -> tuple[Frame, np.ndarray]:
 class Processor:
     """Runs one batch through the pipeline; keeps per-camera throttles local to avoid needless snapshot work."""
 
-    def __init__(self, pipeline: Pipeline, worker_id: str, throttle_s: float, executor: Executor | None = None,
+    def __init__(self, pipeline: Pipeline, worker_id: str, s: Settings, executor: Executor | None = None,
                  tracks: CameraTracks | None = None):
-        self.pipeline, self.worker_id, self.executor, self.tracks = pipeline, worker_id, executor, tracks
-        self.throttle_ms = int(throttle_s * 1000)
+        self.pipeline, self.worker_id, self.s, self.executor, self.tracks = pipeline, worker_id, s, executor, tracks
+        self.throttle_ms = int(s.event_throttle_s * 1000)
         self._last_event: dict[str, int] = {}
 
     def process(self, entries: list[Entry], cameras: dict[str, CameraConfig]) -> BatchOutput:
@@ -72,10 +75,13 @@ class Processor:
             else:
                 decoded.append((entry, *got))
         specs = [FrameSpec.for_camera(cameras.get(f.cam)) for _, f, _ in decoded]
+        privacy = {f.cam: Privacy.for_camera(self.s, cameras.get(f.cam)) for _, f, _ in decoded}
+        out.privacy = privacy
         detections = list(mapper(self._detect, decoded, specs))
         t1 = time.perf_counter()
         if self.tracks is not None:
-            tracked, out.crops = self.tracks.label([(f, img, dets) for (_, f, img), dets in zip(decoded, detections)])
+            tracked, out.crops = self.tracks.label([(f, img, dets) for (_, f, img), dets in zip(decoded, detections)],
+                                                   privacy)
         else:
             tracked, out.crops = self._classify_all(decoded, detections), sum(len(d) for d in detections)
         out.detect_s, out.infer_s = t1 - t0, time.perf_counter() - t1  # decode + detect; track + classify
@@ -83,8 +89,10 @@ class Processor:
         for (entry, frame, image), t in zip(decoded, tracked):
             result = Result(cam=frame.cam, seq=frame.seq, ts=frame.ts, done_ts=done, faces=t.faces,
                             worker=self.worker_id)
-            event, snap = self._event(frame, image, result)
-            out.outcomes.append(Outcome(entry.id, result, event, snap, t.state))
+            # With tracking, a violation is a person (one event when they leave); without, a throttled frame.
+            event, snap = (None, b"") if self.tracks is not None else self._event(frame, image, result,
+                                                                                   privacy[frame.cam])
+            out.outcomes.append(Outcome(entry.id, result, event, snap, t.state, t.people, privacy[frame.cam]))
             newest = out.newest.get(frame.cam)
             if newest is None or frame.seq > newest[0].seq:
                 out.newest[frame.cam] = (frame, image, t.faces)
@@ -101,7 +109,7 @@ class Processor:
         probs = iter(self.pipeline.p_without(crops).tolist())
         return [Tracked([self.pipeline.label(d.box, next(probs)) for d in dets], "") for dets in detections]
 
-    def _event(self, frame: Frame, image: np.ndarray, result: Result) -> tuple[Event | None, bytes]:
+    def _event(self, frame: Frame, image: np.ndarray, result: Result, privacy: Privacy) -> tuple[Event | None, bytes]:
         violation = find_violation(result.faces)
         if violation is None or frame.ts - self._last_event.get(frame.cam, -self.throttle_ms) < self.throttle_ms:
             return None, b""
@@ -109,7 +117,9 @@ class Processor:
         worst = violation.worst
         event = Event(cam=frame.cam, seq=frame.seq, ts=frame.ts, score=worst.score, box=worst.box,
                       snap=f"{frame.cam}-{frame.ts}-{frame.seq}")
-        return event, snapshot(image, result.faces)
+        if privacy.store == "none":
+            return event, b""
+        return event, snapshot(privacy.snapshot(image, result.faces, worst.box), result.faces)
 
 
 def _try_decode(entry: Entry) -> tuple[Frame, np.ndarray] | str:

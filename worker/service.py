@@ -54,7 +54,7 @@ class Worker:
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="detect") if threads > 1 else None
         self.tracks = (CameraTracks(r, self.keys, pipeline, s.track_max_age_ms, s.track_relook_ms, s.mask_threshold)
                        if s.tracking else None)
-        self.processor = Processor(pipeline, self.id, s.event_throttle_s, self.executor, self.tracks)
+        self.processor = Processor(pipeline, self.id, s, self.executor, self.tracks)
         self.source = FrameSource(r, self.keys, self.id, s.batch_size, s.max_wait_ms)
         self.ownership = CameraOwnership(r, self.keys, Leases(r, self.keys, self.id, s.lease_ttl_ms, role=WORKER))
         self.tick_s = min(1.0, s.lease_ttl_ms / 3000)
@@ -151,10 +151,12 @@ class Worker:
         now = time.monotonic()
         pipe = self.r.pipeline(transaction=False)
         for cam, (_frame, image, faces) in out.newest.items():
-            if now - self._latest_at.get(cam, 0.0) < LATEST_EVERY_S:
+            privacy = out.privacy[cam]
+            if now - self._latest_at.get(cam, 0.0) < LATEST_EVERY_S or not privacy.live_frame:
                 continue
             self._latest_at[cam] = now
-            pipe.set(self.keys.latest(cam), encode_jpeg(annotate(image, faces), 80), ex=self.s.latest_ttl_s)
+            pipe.set(self.keys.latest(cam), encode_jpeg(annotate(privacy.live(image, faces), faces), 80),
+                     ex=self.s.latest_ttl_s)
         pipe.execute()
 
     def _update_lag(self) -> None:

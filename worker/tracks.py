@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,21 +24,44 @@ from maskwatch.codec import Face, Frame
 from maskwatch.keys import Keys
 from maskwatch.vision.detect import Detection
 from maskwatch.vision.pipeline import Pipeline
-from maskwatch.vision.tracking import FaceTracker, LookPolicy, Track, TrackedFace, sharpness
+from maskwatch.vision.privacy import Privacy
+from maskwatch.vision.tracking import EndedTrack, FaceTracker, LookPolicy, Track, TrackedFace, sharpness
+from maskwatch.vision.violations import snapshot
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Person:
+    """A track that ended, as one person: its record (the JSON of docs/architecture.md) and best-look snapshot."""
+
+    cam: str
+    n: int  # the track number: the person is f"{cam}-{n}"
+    label: str
+    record: dict[str, Any]
+    snapshot: bytes  # b"" when none may be stored
+
+    @property
+    def id(self) -> str:
+        return f"{self.cam}-{self.n}"
+
+    @property
+    def snap_id(self) -> str:
+        return f"person-{self.id}"
+
+
+@dataclass(frozen=True)
 class Tracked:
-    """One frame of a batch through the tracker: its labelled faces and the tracker state after it."""
+    """One frame of a batch through the tracker: its labelled faces, the tracker state after it, who left."""
 
     faces: list[Face]
     state: str  # JSON
+    people: list[Person] = field(default_factory=list)
 
 
 @dataclass
 class _Look:
+    frame: int  # index in the batch
     track: Track
     crop: np.ndarray
     px: float
@@ -56,10 +79,14 @@ class CameraTracks:
         self.settings: dict[str, Any] = {"max_age_ms": max_age_ms,
                                          "policy": LookPolicy(relook_ms=relook_ms, threshold=threshold)}
         self.trackers: dict[str, FaceTracker] = {}
+        # Best-look snapshot of each live track, in memory only: whether it may be stored is known when
+        # the person leaves (their voted label). A camera that moves loses these; its records do not.
+        self.best: dict[tuple[str, int], bytes] = {}
 
     def forget(self, cam: str) -> None:
         """Drop a camera's tracker (it moved to another worker, or this one's copy went stale)."""
         self.trackers.pop(cam, None)
+        self.best = {k: v for k, v in self.best.items() if k[0] != cam}
 
     def tracker(self, cam: str) -> FaceTracker:
         """The camera's tracker: in memory, else restored from its checkpoint, else new."""
@@ -75,8 +102,10 @@ class CameraTracks:
             self.trackers[cam] = tracker
         return self.trackers[cam]
 
-    def label(self, frames: list[tuple[Frame, np.ndarray, list[Detection]]]) -> tuple[list[Tracked], int]:
-        """Each frame's faces, labelled by their tracks, and its tracker state; and the number of crops classified.
+    def label(self, frames: list[tuple[Frame, np.ndarray, list[Detection]]],
+              privacy: dict[str, Privacy]) -> tuple[list[Tracked], int]:
+        """Each frame's faces labelled by their tracks, its tracker state and the people who left in it;
+        and the number of crops classified. ``privacy``: each camera's (what snapshots may be made).
 
         Frames are taken per camera in capture order. A track gets at most one look a batch. The
         state of a camera's last frame of the batch includes the batch's looks; an earlier frame's
@@ -85,6 +114,7 @@ class CameraTracks:
         """
         order = sorted(range(len(frames)), key=lambda i: (frames[i][0].cam, frames[i][0].seq))
         tracked: list[list[TrackedFace]] = [[] for _ in frames]
+        left: list[list[Track]] = [[] for _ in frames]
         states = [""] * len(frames)
         looks: list[_Look] = []
         asked: set[tuple[str, int]] = set()
@@ -93,22 +123,44 @@ class CameraTracks:
             frame, image, dets = frames[i]
             tracker = self.tracker(frame.cam)
             h, w = image.shape[:2]
-            tracked[i] = tracker.update(frame.ts, dets, (w, h)).faces
+            alive = dict(tracker.tracks)
+            update = tracker.update(frame.ts, dets, (w, h))
+            tracked[i] = update.faces
+            left[i] = [alive[e.track_id] for e in update.ended if e.track_id in alive]
             for tf in tracked[i]:
                 crop = self.pipeline.crop(image, tf.box)
                 px, sharp = float(max(tf.box[2], tf.box[3])), sharpness(crop)
                 if (frame.cam, tf.track_id) not in asked and tf.track.needs_look(px, sharp, frame.ts):
                     asked.add((frame.cam, tf.track_id))
-                    looks.append(_Look(tf.track, crop, px, sharp, frame.ts, tf.box))
+                    looks.append(_Look(i, tf.track, crop, px, sharp, frame.ts, tf.box))
             states[i] = json.dumps(tracker.to_state(), separators=(",", ":"))
             last[frame.cam] = i
+        best_before = {id(look.track): look.track.best_look for look in looks}
         for look, p in zip(looks, self.pipeline.p_without([look.crop for look in looks]).tolist()):
             look.track.add_look(p, look.px, look.sharpness, look.ts, look.box)
         for cam, i in last.items():
             states[i] = json.dumps(self.trackers[cam].to_state(), separators=(",", ":"))
-        out = [Tracked([_face(frame.cam, tf) for tf in faces], state)
-               for (frame, _, _), faces, state in zip(frames, tracked, states)]
+        faces = [[_face(frame.cam, tf) for tf in found] for (frame, _, _), found in zip(frames, tracked)]
+        for look in looks:  # a look that became its track's best: keep the picture, until the person leaves
+            cam = frames[look.frame][0].cam
+            if look.track.best_look is not best_before[id(look.track)] and privacy[cam].store != "none":
+                image = privacy[cam].snapshot(frames[look.frame][1], faces[look.frame], look.box)
+                self.best[(cam, look.track.id)] = snapshot(image, faces[look.frame])
+        out = [Tracked(found, state, [self._person(frame.cam, t, privacy[frame.cam]) for t in gone if t.looks])
+               for (frame, _, _), found, state, gone in zip(frames, faces, states, left)]
         return out, len(looks)
+
+    def _person(self, cam: str, track: Track, privacy: Privacy) -> Person:
+        ended = EndedTrack.of(track)
+        label = ended.label or "with_mask"  # only tracks with looks become people: the label is there
+        snap = self.best.pop((cam, track.id), b"")
+        keep = bool(snap) and privacy.may_keep(label)
+        record = {"id": f"{cam}-{track.id}", "cam": cam, "first_ts": ended.first_ts, "last_ts": ended.last_ts,
+                  "duration_ms": ended.last_ts - ended.first_ts, "frames": ended.frames, "looks": ended.looks,
+                  "label": label, "confidence": round(ended.confidence, 4), "best_ts": ended.best_ts,
+                  "best_box": list(ended.best_box) if ended.best_box else None,
+                  "snap": f"person-{cam}-{track.id}" if keep else ""}
+        return Person(cam, track.id, label, record, snap if keep else b"")
 
 
 def _face(cam: str, tf: TrackedFace) -> Face:

@@ -76,7 +76,8 @@ def run(s: Settings, args: argparse.Namespace) -> int:
         roi = _parse_roi(args.roi) if args.roi else None
         cam = CameraConfig.added(s, args.name, url=args.url, fps=args.fps, max_width=args.max_width,
                                  jpeg_quality=args.jpeg_quality, loop=args.loop, roi=roi,
-                                 min_face_px=args.min_face_px, enabled=not args.disabled)
+                                 min_face_px=args.min_face_px, enabled=not args.disabled, store=args.store,
+                                 blur_others=args.blur_others, retention_days=args.retention_days)
         registry.put(cam)
         print(f"camera {cam.id} -> {cam.public()['url']} ({cam.fps:g} fps)")
     elif args.camera_cmd == "remove":

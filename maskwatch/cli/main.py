@@ -173,6 +173,13 @@ def _add_camera(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--min-face-px", type=_field_type(CameraConfig, "min_face_px"),
                      help="ignore faces smaller than this (pixels)")
     add.add_argument("--disabled", action="store_true", help="register but do not capture")
+    privacy = add.add_argument_group("privacy (default: the site's MASKWATCH_STORE, _BLUR_OTHERS, _RETENTION_DAYS)")
+    privacy.add_argument("--store", choices=["none", "violations", "all"],
+                         help=CameraConfig.model_fields["store"].description)
+    privacy.add_argument("--blur-others", action=argparse.BooleanOptionalAction, default=None,
+                         help="blur every face but the violator's in stored images")
+    privacy.add_argument("--retention-days", type=_field_type(CameraConfig, "retention_days"),
+                         help="days person records, events and snapshots of this camera are kept")
     _common(add)
     lst = csub.add_parser("list", help="list cameras (credentials masked)")
     lst.add_argument("--json", action="store_true", help="print JSON")

@@ -5,11 +5,17 @@ camera's frames stream, read through the ``workers`` group by the worker's
 :class:`worker.consumer.FrameSource` and committed by :class:`worker.commit.Committer` (the Lua
 script that acknowledges and counts), and camera status through the producer's publisher, so the
 dashboard is tested against exactly what workers and producers write.
+
+Person records (:func:`record_people`) are written key by key as the worker's commit writes them
+(docs/architecture.md, "Keyed by camera"): the record JSON with the retention as TTL, the track
+number in the camera's people sorted set, the people counters in the minute the track ended and in
+the totals, and the best-look snapshot when one may be stored.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -25,7 +31,9 @@ from dashboard.server import server_for
 from maskwatch.cameras import CameraConfig, Registry
 from maskwatch.cli.embedded_redis import free_port
 from maskwatch.codec import Event, Face, Frame, Result, encode_frame
+from maskwatch.compliance import STATS_TTL_S, bucket_of, stat_field
 from maskwatch.keys import Keys
+from maskwatch.people import Person
 from maskwatch.settings import Settings
 from maskwatch.vision.annotate import annotate
 from maskwatch.vision.jpeg import encode_jpeg
@@ -115,6 +123,53 @@ def record(r: redis.Redis, keys: Keys, settings: Settings, shots: Sequence[Shot]
                      every=0.001)
         committer.commit([outcome])
     return events
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One person to record: camera, track number, last seen (epoch ms), voted label, how long they were seen,
+    whether their best look was stored, and when the frame that ended their track was captured (default: last seen)."""
+
+    cam: str
+    n: int
+    last_ts: int
+    label: str = "with_mask"
+    duration_ms: int = 4_000
+    confidence: float = 0.9
+    snapshot: bool = False
+    ended_ts: int | None = None
+
+    def best_look(self) -> tuple[np.ndarray, Face]:
+        """The frame of their best look (a drawn figure, masked or not) and their face in it."""
+        image, faces = scene([self.label], seed=self.n)
+        return image, faces[0]
+
+    def person(self) -> Person:
+        return Person(id=f"{self.cam}-{self.n}", cam=self.cam, first_ts=self.last_ts - self.duration_ms,
+                      last_ts=self.last_ts, duration_ms=self.duration_ms, frames=12, looks=3, label=self.label,
+                      confidence=self.confidence, best_ts=self.last_ts - self.duration_ms // 2,
+                      best_box=self.best_look()[1].box, snap=f"person-{self.cam}-{self.n}" if self.snapshot else "")
+
+
+def record_people(r: redis.Redis, keys: Keys, people: Sequence[Seen], retention_s: int = 7 * 86_400) -> list[Person]:
+    """Write person records, their counters and snapshots as the worker's commit does when their tracks end."""
+    out = []
+    for seen in people:
+        person = seen.person()
+        with r.pipeline(transaction=True) as p:
+            p.set(keys.person(seen.cam, seen.n), json.dumps(person.to_json()), ex=retention_s)
+            p.zadd(keys.people(seen.cam), {str(seen.n): seen.last_ts})
+            day, minute = bucket_of(seen.ended_ts if seen.ended_ts is not None else seen.last_ts)
+            for counter in ("people", f"people_{seen.label}"):
+                p.hincrby(keys.stats(seen.cam, day), stat_field(minute, counter), 1)
+                p.hincrby(keys.totals(seen.cam), counter, 1)
+            p.expire(keys.stats(seen.cam, day), STATS_TTL_S)
+            if person.snap:
+                image, face = seen.best_look()
+                p.set(keys.snap(person.snap), encode_jpeg(annotate(image, [face]), 85), ex=retention_s)
+            p.execute()
+        out.append(person)
+    return out
 
 
 def publish_latest(r: redis.Redis, keys: Keys, cam: str, labels: Sequence[str], seed: int = 0) -> None:

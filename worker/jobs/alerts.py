@@ -2,13 +2,16 @@
 
 Every :data:`EVALUATE_EVERY_S` the runner reads each registered camera's counts over the last
 ``MASKWATCH_ALERT_WINDOW_S`` (:func:`maskwatch.compliance.window`, the figure the dashboard shows)
-and moves its alert in ``mw:alert:{cam}``:
+and moves its alert in ``mw:{cam}:alert``. The figure judged is compliance by **people** when the
+window counted people (a camera with tracking on), else by face observations (tracking off): one
+person standing unmasked for a minute is one person, not 300 faces. ``MASKWATCH_ALERT_MIN_FACES``
+is the least evidence on that basis: people, or faces.
 
 * ``ok`` -> ``firing`` when compliance < ``MASKWATCH_ALERT_THRESHOLD`` with at least
-  ``MASKWATCH_ALERT_MIN_FACES`` faces in the window;
+  ``MASKWATCH_ALERT_MIN_FACES`` people (or faces) in the window;
 * ``firing`` -> ``ok`` (resolved) when compliance >= threshold + :data:`RESOLVE_MARGIN`, again with
-  enough faces. The margin keeps a camera hovering at the threshold from flapping, and a window
-  with too few faces changes nothing either way: no evidence is not a recovery.
+  enough evidence. The margin keeps a camera hovering at the threshold from flapping, and a window
+  with too little evidence changes nothing either way: no evidence is not a recovery.
 
 A transition is a compare-and-set in Redis, so several runners evaluating at once fire an
 episode once. Each transition goes out through the webhook path (``type: "alert"``).
@@ -33,7 +36,8 @@ log = logging.getLogger(__name__)
 EVALUATE_EVERY_S = 10.0
 RESOLVE_MARGIN = 0.05
 FIRING, OK = "firing", "ok"
-FIGURES = ("compliance", "faces", "evaluated_ms")  # what an evaluation updates without a transition
+FIGURES = ("basis", "compliance", "people", "faces", "evaluated_ms")  # updated by an evaluation without a transition
+PEOPLE, OBSERVATIONS = "people", "observations"
 
 # Set the alert's fields only if its state is still the one this evaluation read (absent: ok).
 _TRANSITION = """
@@ -44,10 +48,17 @@ return 1
 """
 
 
+def judged(counts: Counts) -> tuple[str, float | None, int]:
+    """What an alert judges: the basis (people when any were counted, else observations), its compliance and count."""
+    if counts.people:
+        return PEOPLE, counts.people_compliance, counts.people
+    return OBSERVATIONS, counts.compliance, counts.faces
+
+
 def decide(state: str, counts: Counts, s: Settings) -> str | None:
     """The state an alert moves to, or None to stay (pure; the rules of the module docstring)."""
-    c = counts.compliance
-    if c is None or counts.faces < s.alert_min_faces:
+    _, c, n = judged(counts)
+    if c is None or n < s.alert_min_faces:
         return None
     if state != FIRING and c < s.alert_threshold:
         return FIRING
@@ -82,7 +93,8 @@ class AlertEvaluator:
         for prev in alert_states(self.r, self.keys, cams):
             c = counts[prev.camera][self.s.alert_window_s]
             new_state = decide(prev.state, c, self.s)
-            seen = replace(prev, compliance=c.compliance, faces=c.faces, evaluated_ms=now_ms)
+            basis, ratio, _ = judged(c)
+            seen = replace(prev, basis=basis, compliance=ratio, people=c.people, faces=c.faces, evaluated_ms=now_ms)
             if new_state is None:  # only the figures: the state is the compare-and-set's alone
                 figures = seen.to_hash()
                 self.r.hset(self.keys.alert(prev.camera), mapping={k: figures[k] for k in FIGURES})
@@ -97,16 +109,23 @@ class AlertEvaluator:
 
     def _announce(self, t: Transition) -> None:
         label = "fired" if t.state == FIRING else "resolved"
+        basis, ratio, n = judged(t.counts)
         self.ctx.metrics.alerts.labels(label).inc()
-        log.warning("compliance alert %s: %.0f%% of %d faces over %d s (threshold %.0f%%)", label,
-                    100 * (t.counts.compliance or 0), t.counts.faces, self.s.alert_window_s,
-                    100 * self.s.alert_threshold, extra={"cam": t.camera})
+        log.warning("compliance alert %s: %.0f%% of %d %s over %d s (threshold %.0f%%)", label, 100 * (ratio or 0),
+                    n, "people" if basis == PEOPLE else "faces", self.s.alert_window_s, 100 * self.s.alert_threshold,
+                    extra={"cam": t.camera})
         self.notifier.send("alert", t.camera, f"alert|{t.camera}|{t.episode_ms}|{t.state}", self.payload(t))
 
     def payload(self, t: Transition) -> dict[str, Any]:
+        """The webhook body: ``compliance`` is the figure judged, on ``basis`` (people or observations);
+        both kinds of counts come along, and ``min_faces`` is the least count of that basis."""
+        c = t.counts
+        basis, ratio, _ = judged(c)
         return {"type": "alert", "camera": t.camera, "state": "firing" if t.state == FIRING else "resolved",
                 "ts": t.at_ms, "time": iso(t.at_ms), "fired_ts": t.episode_ms,
-                "compliance": round(t.counts.compliance or 0.0, 4), "faces": t.counts.faces,
-                "with_mask": t.counts.with_mask, "without_mask": t.counts.without_mask,
+                "basis": basis, "compliance": round(ratio or 0.0, 4),
+                "people": c.people, "people_with_mask": c.people_with_mask,
+                "people_without_mask": c.people_without_mask,
+                "faces": c.faces, "with_mask": c.with_mask, "without_mask": c.without_mask,
                 "window_s": self.s.alert_window_s, "threshold": self.s.alert_threshold,
                 "min_faces": self.s.alert_min_faces}

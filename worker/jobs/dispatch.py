@@ -43,8 +43,15 @@ class Dispatcher:
         self._claimed_at = float("-inf")
 
     def payload(self, e: Event) -> dict[str, Any]:
-        return {"type": "violation", "camera": e.cam, "event_id": e.snap, "seq": e.seq, "ts": e.ts, "time": iso(e.ts),
-                "probability": round(e.score, 4), "box": list(e.box), "snapshot_url": self.ctx.snapshot_url(e.snap)}
+        """The webhook body; an unmasked person's event also says who, how long they were seen and how sure."""
+        body: dict[str, Any] = {
+            "type": "violation", "camera": e.cam, "event_id": e.person or e.snap, "seq": e.seq, "ts": e.ts,
+            "time": iso(e.ts), "probability": round(e.score, 4), "box": list(e.box),
+            # No snapshot where the privacy setting kept none.
+            "snapshot_url": self.ctx.snapshot_url(e.snap) if e.snap else None}
+        if e.person:
+            body |= {"person": e.person, "seen_s": round(e.duration_ms / 1000, 1), "confidence": round(e.confidence, 4)}
+        return body
 
     def _handle(self, entry_id: bytes, fields: Fields) -> None:
         eid = entry_id.decode()

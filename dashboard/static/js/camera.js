@@ -1,7 +1,9 @@
-// The camera page: live figures, the compliance chart with a selectable window, recent violations.
+// The camera page: live figures (people first), the person timeline, the compliance chart with a selectable
+// window, recent violations.
 import { drawChart } from "./chart.js";
 import {
-  cameraAge, clockTime, connectLive, count, initialData, refreshImage, showRatio, showResult, showStatus,
+  cameraAge, connectLive, count, duration, initialData, refreshImage, showRatio, showResult, showStatus,
+  showUnmasked, timeElement,
 } from "./common.js";
 
 const head = document.querySelector(".camera-head");
@@ -12,6 +14,9 @@ const tip = document.getElementById("chart-tip");
 const eventsBox = document.getElementById("events");
 const frameImg = document.querySelector("[data-frame]");
 const frameCaption = document.querySelector("[data-noframe]");
+const peopleBox = document.getElementById("people");
+const morePeople = document.getElementById("people-more");
+const PEOPLE_PAGE = 24;
 const WINDOWS = ["15m", "1h", "6h", "24h", "7d"];
 const REFRESH_MS = { "15m": 5000, "1h": 5000, "6h": 15000, "24h": 60000, "7d": 300000 };
 
@@ -19,14 +24,102 @@ let chosen = WINDOWS.includes(location.hash.slice(1)) ? location.hash.slice(1) :
 let chart = null;
 let series = null;
 let lastFetch = 0;
+let peopleCounted = null; // the camera's people total when the timeline was last read
+let olderPeople = null; // cursor of the next, older page; null when all are shown
+let pagedBack = false; // an older page was loaded: a refresh of the newest page keeps the cursor
+const people = new Map(); // id -> person, every page loaded so far
 
 function renderHead(cam) {
   showStatus(head.querySelector("[data-status]"), cam);
   head.querySelector("[data-age]").textContent = cameraAge(cam);
   frameCaption.textContent = cam.quiet ? "quiet: nothing moved lately" : "no recent frame";
+  for (const [w, ratio] of Object.entries(cam.people_compliance)) {
+    showRatio(head.querySelector(`[data-people-window="${w}"]`), ratio, "people");
+  }
+  for (const w of ["15m", "24h"]) head.querySelector(`[data-people="${w}"]`).textContent = count(cam.people[w]);
+  showUnmasked(head.querySelector('[data-people-without="15m"]'), cam.people_without_mask["15m"]);
   for (const [w, ratio] of Object.entries(cam.compliance)) showRatio(head.querySelector(`[data-window="${w}"]`), ratio);
   for (const [name, n] of Object.entries(cam.totals)) document.querySelector(`[data-total="${name}"]`).textContent = count(n);
+  if (peopleCounted !== null && cam.totals.people !== peopleCounted) loadPeople(false);
+  peopleCounted = cam.totals.people;
 }
+
+/** The best look of a person, or a placeholder saying why there is none. */
+function personShot(p) {
+  const box = document.createElement(p.snapshot_url ? "a" : "div");
+  box.className = "shot";
+  const placeholder = (text) => {
+    const note = document.createElement("span");
+    note.className = "noshot";
+    note.textContent = text;
+    return note;
+  };
+  if (!p.snapshot_url) {
+    box.append(placeholder("no image: not stored by the privacy setting"));
+    return box;
+  }
+  box.href = p.snapshot_url;
+  const img = document.createElement("img");
+  img.loading = "lazy";
+  img.alt = `best look of person ${p.id}`;
+  img.onerror = () => img.replaceWith(placeholder("image expired"));
+  if (p.best_box) img.onload = () => frameFace(img, p.best_box);
+  img.src = p.snapshot_url;
+  box.append(img);
+  return box;
+}
+
+/** Zoom a thumbnail (the whole stored frame) onto the person's face: their best look's box, with room around it. */
+function frameFace(img, [x, y, w, h]) {
+  const side = img.parentElement.clientWidth;
+  const scale = side / (2.2 * Math.max(w, h, 1));
+  img.classList.add("framed");
+  img.style.width = `${img.naturalWidth * scale}px`;
+  img.style.left = `${side / 2 - (x + w / 2) * scale}px`;
+  img.style.top = `${side / 2 - (y + h / 2) * scale}px`;
+}
+
+function personCard(p) {
+  const card = document.createElement("article");
+  card.className = "person";
+  card.dataset.person = p.id;
+  card.dataset.label = p.label;
+  const label = document.createElement("b");
+  label.className = "label";
+  label.textContent = `${p.label === "without_mask" ? "no mask" : "mask"} ${Math.round(p.confidence * 100)}%`;
+  label.title = `the vote over ${p.looks} look${p.looks === 1 ? "" : "s"} of ${p.frames} frame${p.frames === 1 ? "" : "s"}`;
+  const when = document.createElement("p");
+  when.append(timeElement(p.last_ts));
+  const seen = document.createElement("p");
+  seen.className = "seen";
+  seen.textContent = `seen ${p.duration_ms < 1000 ? "under 1 s" : duration(p.duration_ms / 1000)}`;
+  card.append(personShot(p), label, when, seen);
+  return card;
+}
+
+/** Unmasked people first, each group newest first (the order of the API's unmasked_first pages, across pages). */
+function renderPeople() {
+  const sorted = [...people.values()].sort((a, b) =>
+    (a.label !== "without_mask") - (b.label !== "without_mask") || b.last_ts - a.last_ts || (a.id < b.id ? 1 : -1));
+  const cards = new Map([...peopleBox.children].map((c) => [c.dataset.person, c]));
+  peopleBox.replaceChildren(...sorted.map((p) => cards.get(p.id) || personCard(p)));
+  document.getElementById("no-people").hidden = people.size > 0;
+  morePeople.hidden = olderPeople === null;
+}
+
+/** The newest page (older: false, on load and when the camera counted someone new) or the next older one. */
+async function loadPeople(older) {
+  const params = new URLSearchParams({ limit: PEOPLE_PAGE, unmasked_first: "true" });
+  if (older) params.set("before", olderPeople);
+  const response = await fetch(`${base}/people?${params}`);
+  if (!response.ok) return;
+  const page = await response.json();
+  for (const p of page.people) people.set(p.id, p);
+  if (older || !pagedBack) olderPeople = page.next_before;
+  pagedBack ||= older;
+  renderPeople();
+}
+morePeople.addEventListener("click", () => loadPeople(true));
 
 async function loadChart() {
   lastFetch = Date.now();
@@ -34,8 +127,10 @@ async function loadChart() {
   if (!response.ok) return;
   series = await response.json();
   const minutes = series.step_s / 60;
+  const byPeople = series.points.some((p) => p.people > 0);
   document.querySelector("[data-chart-note]").textContent =
-    `${minutes >= 60 ? `${minutes / 60} h` : `${minutes} min`} steps, by capture time`;
+    `${minutes >= 60 ? `${minutes / 60} h` : `${minutes} min`} steps, by capture time · ` +
+    (byPeople ? "line: people, dashed: observations, bars: people" : "line: observations, bars: faces");
   chart = drawChart(canvas, series);
 }
 
@@ -53,12 +148,14 @@ function eventCard(ev) {
   card.dataset.event = ev.id;
   const img = document.createElement("img");
   img.loading = "lazy";
-  img.alt = `violation at ${clockTime(ev.ts, true)}`;
   img.src = ev.snapshot_url;
   const text = document.createElement("p");
-  text.innerHTML = `<b></b> · <span></span>`;
-  text.querySelector("b").textContent = `no mask ${Math.round(ev.score * 100)}%`;
-  text.querySelector("span").textContent = new Date(ev.ts).toLocaleString();
+  const score = document.createElement("b");
+  score.textContent = `no mask ${Math.round(ev.score * 100)}%`;
+  const when = timeElement(ev.ts);
+  img.alt = `violation at ${when.textContent}`;
+  text.append(score, " · ", when);
+  if (ev.person) text.append(` · seen ${ev.duration_ms < 1000 ? "under 1 s" : duration(ev.duration_ms / 1000)}`);
   card.append(img, text);
   return card;
 }
@@ -99,6 +196,7 @@ function renderQueue(q) {
 renderHead(initialData());
 if (initialData().queue) renderQueue(initialData().queue);
 addEvents(initialData("initial-events"), false);
+loadPeople(false);
 refreshImage(frameImg, frameCaption, `${base}/latest.jpg?v=${Date.now()}`);
 choose(chosen);
 

@@ -1,9 +1,10 @@
-// The compliance chart: a canvas with threshold bands, faces per step as bars, compliance as a line.
+// The compliance chart: a canvas with threshold bands, people per step as bars and people compliance as the line,
+// observations' compliance as a dashed line beside it; a window without people draws observations alone.
 import { clockTime, grade, pct, thresholds } from "./common.js";
 
 const PAD = { left: 46, right: 14, top: 12, bottom: 28 };
 const TICKS_MIN = [1, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880];
-const FACE_BAR_SHARE = 0.35; // bars use the lower part of the plot so the line stays readable
+const BAR_SHARE = 0.35; // bars use the lower part of the plot so the line stays readable
 
 function css(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
@@ -38,8 +39,12 @@ export function drawChart(canvas, series) {
   const end = points.length ? points[points.length - 1].start + stepMs : start + 1;
   const x = (t) => x0 + ((t - start) / (end - start)) * (x1 - x0);
   const y = (r) => y1 - r * (y1 - y0);
-  const maxFaces = Math.max(1, ...points.map((p) => p.faces));
   const totalFaces = points.reduce((s, p) => s + p.faces, 0);
+  const totalPeople = points.reduce((s, p) => s + p.people, 0);
+  // People when the window counted any (tracking on); else observations, as before tracking.
+  const byPeople = totalPeople > 0;
+  const barOf = (p) => (byPeople ? p.people : p.faces);
+  const maxBar = Math.max(1, ...points.map(barOf));
   const multiDay = end - start > 26 * 3600000; // a day's window plus its partial steps still reads by the clock
 
   function frame(cursor) {
@@ -68,37 +73,56 @@ export function drawChart(canvas, series) {
     ctx.textBaseline = "top";
     for (const t of timeTicks(start, end, x1 - x0, multiDay)) ctx.fillText(clockTime(t, multiDay), x(t), y1 + 8);
 
-    // faces per step
+    // people (or faces) per step
     const barW = Math.max(1, x(start + stepMs) - x(start) - 1);
     ctx.fillStyle = "rgba(157, 167, 179, 0.35)";
     for (const p of points) {
-      if (!p.faces) continue;
-      const bh = (p.faces / maxFaces) * (y1 - y0) * FACE_BAR_SHARE;
+      if (!barOf(p)) continue;
+      const bh = (barOf(p) / maxBar) * (y1 - y0) * BAR_SHARE;
       ctx.fillRect(x(p.start), y1 - bh, barW, bh);
     }
 
-    // compliance: a line through steps with faces, broken where a step saw none
+    // compliance: a line through steps with a figure, broken where a step had none
     const mid = (p) => x(p.start + stepMs / 2);
-    ctx.strokeStyle = css("--text");
-    ctx.lineWidth = 2;
-    ctx.beginPath();
-    let drawing = false;
-    for (const p of points) {
-      if (p.compliance === null) {
-        drawing = false;
-        continue;
-      }
-      if (drawing) ctx.lineTo(mid(p), y(p.compliance));
-      else ctx.moveTo(mid(p), y(p.compliance));
-      drawing = true;
-    }
-    ctx.stroke();
-    const dot = points.length <= 200 ? 3.5 : 2;
-    for (const p of points) {
-      if (p.compliance === null) continue;
-      ctx.fillStyle = colours[grade(p.compliance)];
+    function line(ratioOf, colour, width, dash) {
+      ctx.strokeStyle = colour;
+      ctx.lineWidth = width;
+      ctx.setLineDash(dash);
       ctx.beginPath();
-      ctx.arc(mid(p), y(p.compliance), dot, 0, 2 * Math.PI);
+      let drawing = false;
+      for (const p of points) {
+        const r = ratioOf(p);
+        if (r === null) {
+          drawing = false;
+          continue;
+        }
+        if (drawing) ctx.lineTo(mid(p), y(r));
+        else ctx.moveTo(mid(p), y(r));
+        drawing = true;
+      }
+      ctx.stroke();
+      ctx.setLineDash([]);
+    }
+    const dot = points.length <= 200 ? 3.5 : 2;
+    if (byPeople) { // observations beside, dashed with hollow dots, so a lone step shows too
+      line((p) => p.compliance, css("--muted"), 1.5, [5, 4]);
+      ctx.strokeStyle = css("--muted");
+      ctx.lineWidth = 1.5;
+      for (const p of points) {
+        if (p.compliance === null) continue;
+        ctx.beginPath();
+        ctx.arc(mid(p), y(p.compliance), dot - 0.5, 0, 2 * Math.PI);
+        ctx.stroke();
+      }
+    }
+    const primary = byPeople ? (p) => p.people_compliance : (p) => p.compliance;
+    line(primary, css("--text"), 2, []);
+    for (const p of points) {
+      const r = primary(p);
+      if (r === null) continue;
+      ctx.fillStyle = colours[grade(r)];
+      ctx.beginPath();
+      ctx.arc(mid(p), y(r), dot, 0, 2 * Math.PI);
       ctx.fill();
     }
 
@@ -107,7 +131,7 @@ export function drawChart(canvas, series) {
       ctx.textAlign = "center";
       ctx.textBaseline = "middle";
       ctx.font = "15px system-ui, sans-serif";
-      ctx.fillText("no faces seen in this window", (x0 + x1) / 2, (y0 + y1) / 2);
+      ctx.fillText("nobody counted, no faces seen in this window", (x0 + x1) / 2, (y0 + y1) / 2);
     }
     if (cursor !== undefined && points[cursor]) {
       ctx.strokeStyle = css("--accent");
@@ -121,13 +145,17 @@ export function drawChart(canvas, series) {
   frame();
   canvas.dataset.points = String(points.length);
   canvas.dataset.faces = String(totalFaces);
+  canvas.dataset.people = String(totalPeople);
   canvas.dataset.rendered = "true";
   return {
     frame,
     indexAt: (px) => Math.min(points.length - 1, Math.max(0, Math.floor(((px - x0) / (x1 - x0)) * points.length))),
     describe: (i) => {
       const p = points[i];
-      return `${clockTime(p.start, multiDay)} · ${pct(p.compliance)} · ${p.faces} faces, ${p.without_mask} without mask`;
+      const observations = `observations ${pct(p.compliance)} of ${p.faces} faces`;
+      if (!byPeople) return `${clockTime(p.start, multiDay)} · ${observations}, ${p.without_mask} without mask`;
+      return `${clockTime(p.start, multiDay)} · people ${pct(p.people_compliance)} of ${p.people}, ` +
+        `${p.people_without_mask} without mask · ${observations}`;
     },
   };
 }

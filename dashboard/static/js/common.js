@@ -10,7 +10,10 @@ export function grade(ratio) {
   return ratio >= thresholds.warn ? "warn" : "bad";
 }
 
-export const gradeWord = { good: "good", warn: "warning", bad: "bad", none: "no faces seen" };
+/** Grades in words; "none" says what was missing: people counted, or faces seen (observations). */
+export function gradeWord(of = "faces") {
+  return { good: "good", warn: "warning", bad: "bad", none: of === "people" ? "nobody counted" : "no faces seen" };
+}
 
 export function pct(ratio) {
   return ratio === null || ratio === undefined ? "–" : `${Math.round(ratio * 100)}%`;
@@ -56,18 +59,39 @@ export function clockTime(ms, withDay = false) {
   return new Date(ms).toLocaleString([], opts);
 }
 
+// The one format of a moment on the pages (violations, people), in the viewer's time zone.
+const momentFormat = new Intl.DateTimeFormat([], {
+  weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", second: "2-digit",
+});
+const fullFormat = new Intl.DateTimeFormat([], { dateStyle: "medium", timeStyle: "long" });
+
+/** A <time> element showing `ms` in the one format; its title gives the full date and the time zone. */
+export function timeElement(ms) {
+  const el = document.createElement("time");
+  el.dateTime = new Date(ms).toISOString();
+  el.textContent = momentFormat.format(ms);
+  el.title = fullFormat.format(ms);
+  return el;
+}
+
 /** Replace the grade-* class of an element. */
 export function setGrade(el, g) {
   for (const c of [...el.classList]) if (c.startsWith("grade-")) el.classList.remove(c);
   el.classList.add(`grade-${g}`);
 }
 
-/** A chip (.v value) or big figure showing a ratio, coloured by its grade. */
-export function showRatio(el, ratio) {
+/** A count of people without a mask: red once there is any. */
+export function showUnmasked(el, n) {
+  el.textContent = count(n);
+  el.classList.toggle("unmasked", n > 0);
+}
+
+/** A chip (.v value) or big figure showing a ratio, coloured by its grade; `of` is "people" or "faces". */
+export function showRatio(el, ratio, of = "faces") {
   const target = el.querySelector(".v") || el;
   target.textContent = pct(ratio);
   setGrade(el, grade(ratio));
-  el.title = gradeWord[grade(ratio)];
+  el.title = gradeWord(of)[grade(ratio)];
 }
 
 /** Show a camera's newest result (from the live "results" event) in a text element. */

@@ -1,6 +1,7 @@
-// The overview: the site's headline figures and one live tile per camera.
+// The overview: the site's headline figures (people first, observations below) and one live tile per camera.
 import {
   cameraAge, connectLive, count, grade, gradeWord, initialData, refreshImage, setGrade, showRatio, showResult, showStatus,
+  showUnmasked,
 } from "./common.js";
 
 const tiles = document.getElementById("tiles");
@@ -29,8 +30,14 @@ function updateTile(tile, cam) {
   showStatus(tile.querySelector("[data-status]"), cam);
   tile.querySelector("[data-age]").textContent = cameraAge(cam);
   tile.querySelector("[data-noframe]").textContent = cam.quiet ? "quiet: nothing moved lately" : "no recent frame";
-  for (const [w, ratio] of Object.entries(cam.compliance)) showRatio(tile.querySelector(`[data-window="${w}"]`), ratio);
-  setGrade(tile, grade(cam.compliance["15m"]));
+  for (const [w, ratio] of Object.entries(cam.people_compliance)) {
+    showRatio(tile.querySelector(`[data-people-window="${w}"]`), ratio, "people");
+  }
+  setGrade(tile, grade(cam.people_compliance["15m"]));
+  tile.querySelector('[data-people="15m"]').textContent = count(cam.people["15m"]);
+  tile.querySelector('[data-people="24h"]').textContent = count(cam.people["24h"]);
+  showUnmasked(tile.querySelector('[data-people-without="15m"]'), cam.people_without_mask["15m"]);
+  showRatio(tile.querySelector('[data-window="15m"]'), cam.compliance["15m"]);
   tile.querySelector('[data-faces="15m"]').textContent = count(cam.faces["15m"]);
   tile.querySelector('[data-faces="24h"]').textContent = count(cam.faces["24h"]);
   tile.querySelector("[data-total]").textContent = count(cam.totals.faces);
@@ -40,10 +47,14 @@ function updateTile(tile, cam) {
 }
 
 function renderSite(site) {
-  const big = document.querySelector('[data-site="15m"]');
-  showRatio(big, site.compliance["15m"]);
-  document.querySelector("[data-site-word]").textContent = gradeWord[grade(site.compliance["15m"])];
-  for (const w of ["1m", "1h", "24h"]) showRatio(document.querySelector(`[data-site="${w}"]`), site.compliance[w]);
+  for (const [w, ratio] of Object.entries(site.people_compliance)) {
+    showRatio(document.querySelector(`[data-site-people="${w}"]`), ratio, "people");
+  }
+  document.querySelector("[data-site-word]").textContent = gradeWord("people")[grade(site.people_compliance["15m"])];
+  document.querySelector('[data-site-count="people"]').textContent = count(site.people["15m"]);
+  showUnmasked(document.querySelector('[data-site-count="people_without_mask"]'), site.people_without_mask["15m"]);
+  document.querySelector('[data-site-count="people-24h"]').textContent = count(site.people["24h"]);
+  for (const [w, ratio] of Object.entries(site.compliance)) showRatio(document.querySelector(`[data-site="${w}"]`), ratio);
   document.querySelector('[data-site-faces="15m"]').textContent = count(site.faces["15m"]);
   document.querySelector('[data-site-faces="24h"]').textContent = count(site.faces["24h"]);
   document.querySelector("[data-site-online]").textContent = `${site.online} / ${site.cameras}`;
