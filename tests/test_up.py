@@ -79,6 +79,19 @@ def test_up_runs_two_file_cameras_and_stops_cleanly(tmp_path):
             assert c["totals"]["with_mask"] + c["totals"]["without_mask"] == c["totals"]["faces"]
         children = descendants(up.pid)
         assert len(children) >= 5, "redis, producer, worker, jobs and dashboard run as children"
+        # A second shell: the CLI finds the running system through the state folder, no Redis URL given.
+        state = ["--state-dir", str(tmp_path / "state")]
+        listed = subprocess.run([sys.executable, "-m", "maskwatch", "camera", "list"],
+                                env={**env, "MASKWATCH_STATE_DIR": str(tmp_path / "state")},
+                                capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 0 and "front" in listed.stdout and "back" in listed.stdout, listed.stderr
+        # A second `up` on the same state says where the first one is, and starts nothing.
+        second = subprocess.run([sys.executable, "-m", "maskwatch", "up", "--port", str(free_port()), *state],
+                                env=env, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2, second.stderr
+        assert f"already running: dashboard at http://127.0.0.1:{port}" in second.stderr, second.stderr
+        assert "Traceback" not in second.stderr
+        assert descendants(up.pid) == children, "the second up touched nothing of the first"
     finally:
         up.send_signal(signal.SIGINT)
         try:

@@ -360,6 +360,12 @@ def _run(args: argparse.Namespace) -> int:
     from maskwatch.service import setup_logging
 
     settings = settings_from(args)
+    if not settings.redis_url and args.command != "up":
+        from maskwatch.cli.runfile import read
+
+        running = read(settings.state_dir)  # the embedded Redis of an `up` running on this state folder
+        if running is not None:
+            settings = settings.override(redis_url=running.redis_url)
     setup_logging(args.command, settings.log_level)
     func: Callable[[argparse.Namespace, Settings], int] = args.func
     return func(args, settings)

@@ -20,6 +20,7 @@ from maskwatch.cameras import Registry
 from maskwatch.cli.camera import parse_camera_arg
 from maskwatch.cli.children import LINUX, die_with_parent
 from maskwatch.cli.embedded_redis import EmbeddedRedis
+from maskwatch.cli.runfile import RunFile, RunInfo
 from maskwatch.keys import Keys
 from maskwatch.redaction import mask_url
 from maskwatch.redis_conn import connect
@@ -103,14 +104,17 @@ def plan(s: Settings, opts: UpOptions) -> list[Child]:
 
 
 def run_up(s: Settings, opts: UpOptions) -> int:
+    run_file = RunFile(s.state_dir).acquire()  # first: a second `up` here must not open the same Redis files
     redis_server: EmbeddedRedis | None = None
-    if not s.redis_url:
-        redis_server = EmbeddedRedis(s.state_dir / "redis").start()
-        s = s.override(redis_url=redis_server.url)
-        log.info("embedded redis-server on %s (files in %s)", redis_server.url, redis_server.state_dir)
-    stop = StopSignal().install()
     children: list[Child] = []
     try:
+        if not s.redis_url:
+            redis_server = EmbeddedRedis(s.state_dir / "redis").start()
+            s = s.override(redis_url=redis_server.url)
+            log.info("embedded redis-server on %s (files in %s)", redis_server.url, redis_server.state_dir)
+        stop = StopSignal().install()
+        dashboard_url = f"http://{opts.host}:{opts.port}" if opts.dashboard else None
+        run_file.publish(RunInfo(os.getpid(), s.redis_url or "", dashboard_url))
         registry = Registry(connect(s), Keys(s.prefix))
         for spec in opts.cameras:
             cam = parse_camera_arg(spec, s, fps=opts.fps, loop=opts.loop)
@@ -129,6 +133,7 @@ def run_up(s: Settings, opts: UpOptions) -> int:
             child.stop(timeout=15)
         if redis_server is not None:
             redis_server.stop()
+        run_file.release()
         log.info("stopped")
     return 0
 
