@@ -12,8 +12,9 @@ different accuracy), four runtimes are timed at batch 1 / 8 / 32 / 64 in alterna
 
 Each is also scored on the 12K test split and on chandrikadeb7 (the first ``--limit`` images of
 each class by file name); the torch runtimes, which hold the fp32 graph's very weights, are checked
-against it on 64 crops and share its scores when they agree. Then eager torch and ONNX Runtime run in child processes under glibc's
-default allocator, under tuned ``MALLOC_*`` thresholds and under jemalloc, to show page-fault costs.
+against it on 64 crops and share its scores when they agree. Then eager torch and ONNX Runtime run in
+child processes under glibc's default allocator, under tuned ``MALLOC_*`` thresholds and under
+jemalloc, to show page-fault costs.
 
     python -m bench.classifier                     # 5-10 minutes on 2 busy cores
     python -m bench.classifier --sizes 128 --batches 1,32 --limit 50 --no-alloc
@@ -64,7 +65,8 @@ JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 # the memory in the heap. Values: the largest threshold glibc accepts (32 MiB), and mmap off for the rest.
 ALLOCATORS: dict[str, dict[str, str]] = {
     "glibc default": {},
-    "glibc MALLOC_MMAP_THRESHOLD_+TRIM": {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)},
+    "glibc MALLOC_MMAP_THRESHOLD_+TRIM": {"MALLOC_MMAP_THRESHOLD_": str(32 << 20),
+                                          "MALLOC_TRIM_THRESHOLD_": str(1 << 30)},
     "glibc MALLOC_MMAP_MAX_=0+TRIM": {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 30)},
     "jemalloc (LD_PRELOAD)": {"LD_PRELOAD": JEMALLOC},
 }
@@ -197,20 +199,25 @@ def accuracy_rows(made: dict[str, Predict], size: int, batches: dict[str, np.nda
     for rt in sorted(made, key=lambda name: name.startswith("torch")):  # ONNX first: the torch rows may reuse it
         row: dict[str, Any] = {"runtime": rt, "size": size, "scored": "all"}
         probe = next(iter(batches.values()))[:check]
-        gap = float(np.abs(made[rt](probe) - made["onnx"](probe)).max()) if rt.startswith("torch") and "onnx" in made else None
+        gap = None
+        if rt.startswith("torch") and "onnx" in made:
+            gap = float(np.abs(made[rt](probe) - made["onnx"](probe)).max())
         if gap is not None and gap <= tolerance:
-            row.update({name: rows["onnx"][name] for name in batches}, scored=f"= onnx (max |dp| {gap:.1e} on {len(probe)} crops)")
+            row.update({name: rows["onnx"][name] for name in batches},
+                       scored=f"= onnx (max |dp| {gap:.1e} on {len(probe)} crops)")
         else:
             row.update({name: accuracy(made[rt], batches[name], labels[name], without) for name in batches})
         rows[rt] = row
     return [rows[rt] for rt in made]
 
 
-def alloc_child(artifact_path: Path, runtime: str, size: int, batch: int, threads: int, min_s: float) -> dict[str, float]:
+def alloc_child(artifact_path: Path, runtime: str, size: int, batch: int, threads: int,
+                min_s: float) -> dict[str, float]:
     """Crops/s of one runtime in this process, with the page faults and kernel share of its CPU time."""
     artifact = ModelArtifact.load(artifact_path)
     with tempfile.TemporaryDirectory() as tmp:
-        predict = runtimes_at(artifact, size, [runtime], threads, np.zeros((0, 3, size, size), np.float32), Path(tmp))[runtime]
+        no_calibration = np.zeros((0, 3, size, size), np.float32)
+        predict = runtimes_at(artifact, size, [runtime], threads, no_calibration, Path(tmp))[runtime]
     x = np.random.default_rng(0).normal(size=(batch, 3, size, size)).astype(np.float32)
     predict(x)
     before = resource.getrusage(resource.RUSAGE_SELF)
@@ -223,7 +230,10 @@ def alloc_child(artifact_path: Path, runtime: str, size: int, batch: int, thread
 
 def allocators(artifact_path: Path, runtimes: list[str], size: int, batch: int, threads: int, min_s: float,
                rounds: int) -> list[dict]:
-    """Each runtime under each allocator, in child processes, alternating rounds; median crops/s, ratio to glibc's default."""
+    """Each runtime under each allocator, in child processes, alternating rounds.
+
+    Median crops/s, and its ratio to glibc's default allocator.
+    """
     variants = {k: v for k, v in ALLOCATORS.items() if "LD_PRELOAD" not in v or Path(JEMALLOC).exists()}
     seen: dict[tuple[str, str], list[dict]] = {}
     for r in range(rounds):
@@ -232,7 +242,8 @@ def allocators(artifact_path: Path, runtimes: list[str], size: int, batch: int, 
             for label, env in order:
                 cmd = [sys.executable, "-m", "bench.classifier", "--model", str(artifact_path), "--alloc-child",
                        f"{runtime}:{size}:{batch}", "--threads", str(threads), "--min-time", str(min_s)]
-                proc = subprocess.run(cmd, check=False, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
+                proc = subprocess.run(cmd, check=False, cwd=ROOT, env={**os.environ, **env}, capture_output=True,
+                                      text=True, timeout=600)
                 if proc.returncode != 0:
                     raise BenchError(f"allocator child {label} failed: {proc.stderr[-2000:]}")
                 seen.setdefault((runtime, label), []).append(json.loads(proc.stdout.strip().splitlines()[-1]))
@@ -242,9 +253,10 @@ def allocators(artifact_path: Path, runtimes: list[str], size: int, batch: int, 
         for label in variants:
             ms = seen[(runtime, label)]
             cps = float(np.median([m["crops_per_s"] for m in ms]))
-            rows.append({"runtime": runtime, "allocator": label, "size": size, "batch": batch, "crops_per_s": round(cps, 1),
-                         "ratio_vs_glibc_default": ratio(cps, base),
-                         "minor_faults_per_crop": round(float(np.median([m["minor_faults"] for m in ms])) / max(1, batch), 1),
+            faults = float(np.median([m["minor_faults"] for m in ms]))
+            rows.append({"runtime": runtime, "allocator": label, "size": size, "batch": batch,
+                         "crops_per_s": round(cps, 1), "ratio_vs_glibc_default": ratio(cps, base),
+                         "minor_faults_per_crop": round(faults / max(1, batch), 1),
                          "kernel_cpu_share": float(np.median([m["kernel_cpu_share"] for m in ms]))})
     return rows
 
@@ -265,13 +277,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--runtimes", default=",".join(RUNTIMES), help=f"comma-separated subset of {','.join(RUNTIMES)}")
     p.add_argument("--limit", type=int, default=100, help="images per class of each accuracy set (default 100; 0: all)")
     p.add_argument("--calib", type=int, default=128, help="facemask12k/train crops calibrating int8 (default 128)")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="intra-op threads of every runtime (default: all cores)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                   help="intra-op threads of every runtime (default: all cores)")
     p.add_argument("--min-time", type=float, default=0.4, help="seconds per timing round (default 0.4)")
     p.add_argument("--rounds", type=int, default=2, help="alternating timing rounds; the median is kept (default 2)")
     p.add_argument("--alloc-batch", type=int, default=64, help="batch of the allocator comparison (default 64)")
     p.add_argument("--alloc-size", type=int, help="input size of the allocator comparison (default: the model's)")
-    p.add_argument("--alloc-runtimes", default="torch,onnx", help="runtimes of the allocator comparison (default torch,onnx)")
-    p.add_argument("--alloc-rounds", type=int, default=1, help="alternating rounds of the allocator comparison (default 1)")
+    p.add_argument("--alloc-runtimes", default="torch,onnx",
+                   help="runtimes of the allocator comparison (default torch,onnx)")
+    p.add_argument("--alloc-rounds", type=int, default=1,
+                   help="alternating rounds of the allocator comparison (default 1)")
     p.add_argument("--no-alloc", action="store_true", help="skip the allocator comparison")
     p.add_argument("--alloc-child", help=argparse.SUPPRESS)  # RUNTIME:SIZE:BATCH, run by the allocator comparison
     args = p.parse_args(argv)
@@ -324,7 +339,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     alloc = [] if args.no_alloc else allocators(path, args.alloc_runtimes, args.alloc_size or meta.input_size,
                                                 args.alloc_batch, args.threads,
                                                 max(1.0, args.min_time * 3), args.alloc_rounds)
-    report(args, meta.input_size, speed, quality, alloc, {n: len(l) for n, (_, l) in eval_sets.items()})
+    report(args, meta.input_size, speed, quality, alloc, {n: len(labels) for n, (_, labels) in eval_sets.items()})
     figures: dict[str, Any] = {
         "bench": "classifier", "machine": machine(), "model": str(path), "model_input_size": meta.input_size,
         "threads": args.threads, "limit_per_class": limit, "speed": speed, "accuracy": quality, "allocators": alloc,
@@ -335,7 +350,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def report(args: argparse.Namespace, native: int, speed: list[dict], quality: list[dict], alloc: list[dict],
            counts: dict[str, int]) -> None:
-    show(f"crops/s by runtime, input size and batch ({args.threads} threads; median of {args.rounds} alternating rounds; "
+    show(f"crops/s by runtime, input size and batch ({args.threads} threads; "
+         f"median of {args.rounds} alternating rounds; "
          "ratio: to eager torch at the same size and batch)",
          ["size", "batch", *[f"{rt} crops/s (x torch)" for rt in args.runtimes]],
          [[f"{s}{'*' if s == native else ''}", b,
@@ -343,14 +359,18 @@ def report(args: argparse.Namespace, native: int, speed: list[dict], quality: li
                   if r["runtime"] == rt and r["size"] == s and r["batch"] == b) for rt in args.runtimes]]
           for s in args.sizes for b in args.batches])
     limit = f"first {args.limit} per class by file name" if args.limit else "all images"
-    show(f"accuracy / without_mask recall ({limit}: 12k_test n={counts['12k_test']}, chandrikadeb7 n={counts['chandrikadeb7']}); "
+    show(f"accuracy / without_mask recall ({limit}: 12k_test n={counts['12k_test']}, "
+         f"chandrikadeb7 n={counts['chandrikadeb7']}); "
          f"* = the model's own input size, others re-exported from the same weights",
-         ["size", "runtime", "12k_test acc", "12k_test w/o recall", "chandrikadeb7 acc", "chandrikadeb7 w/o recall", "scored"],
+         ["size", "runtime", "12k_test acc", "12k_test w/o recall", "chandrikadeb7 acc", "chandrikadeb7 w/o recall",
+          "scored"],
          [[f"{q['size']}{'*' if q['size'] == native else ''}", q["runtime"], q["12k_test"]["accuracy"],
-           q["12k_test"]["without_recall"], q["chandrikadeb7"]["accuracy"], q["chandrikadeb7"]["without_recall"], q["scored"]]
+           q["12k_test"]["without_recall"], q["chandrikadeb7"]["accuracy"], q["chandrikadeb7"]["without_recall"],
+           q["scored"]]
           for q in quality])
     if alloc:
-        show(f"allocators, child processes, size {alloc[0]['size']} batch {alloc[0]['batch']} (ratio: to glibc default)",
+        show(f"allocators, child processes, size {alloc[0]['size']} batch {alloc[0]['batch']} "
+             "(ratio: to glibc default)",
              ["runtime", "allocator", "crops/s", "ratio", "minor faults/crop", "kernel share of CPU"],
              [[a["runtime"], a["allocator"], a["crops_per_s"], a["ratio_vs_glibc_default"], a["minor_faults_per_crop"],
                a["kernel_cpu_share"]] for a in alloc])

@@ -9,8 +9,8 @@ same run: :func:`interleaved` measures several cases in alternating rounds and k
 demo
 name | value
 ---- | -----
-a    | 1.0
-bb   | 2.5
+a    | 1.000
+bb   | 2.500
 >>> ratio(3.0, 2.0), ratio(1.0, 0.0)
 (1.5, None)
 """
@@ -32,12 +32,14 @@ from typing import Any
 import numpy as np
 import redis
 
-from maskwatch.artifact import default_model_path
-from maskwatch.codec import Frame, encode_frame
-from maskwatch.cli.embedded_redis import EmbeddedRedis
-from maskwatch.keys import Keys
 from bench.scenes.compose import Scene, compose_scene, load_face_pool
-from maskwatch.vision.pipeline import encode_jpeg
+from maskwatch.artifact import default_model_path
+from maskwatch.cameras import CameraConfig, Registry
+from maskwatch.cli.embedded_redis import EmbeddedRedis
+from maskwatch.codec import Frame, encode_frame
+from maskwatch.keys import Keys
+from maskwatch.utils import now_ms
+from maskwatch.vision.jpeg import encode_jpeg
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("MASKWATCH_SHARED", ROOT.parent / "shared"))
@@ -95,8 +97,9 @@ def need(path: Path) -> Path:
 
 def machine() -> dict[str, Any]:
     """The facts a reader needs to compare runs: cores, CPU model, load when the run began."""
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.processor())
     return {"nproc": os.cpu_count(), "cpu": cpu, "load_1min_at_start": round(os.getloadavg()[0], 2),
             "python": platform.python_version()}
 
@@ -109,7 +112,7 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 def rate(fn: Callable[[], object], items: int, min_s: float = 0.5, min_reps: int = 1) -> float:
-    """Items per second of ``fn`` (which handles ``items`` per call), called until ``min_s`` and ``min_reps`` are reached."""
+    """Items per second of ``fn`` (which handles ``items`` per call), called until ``min_s`` and ``min_reps``."""
     reps, start = 0, time.perf_counter()
     while True:
         fn()
@@ -156,7 +159,10 @@ def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) 
     """A plain-text table (also valid Markdown apart from the title line)."""
     cells = [[fmt(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    line = lambda parts: " | ".join(p.ljust(w) for p, w in zip(parts, widths)).rstrip()
+
+    def line(parts: Sequence[str]) -> str:
+        return " | ".join(p.ljust(w) for p, w in zip(parts, widths)).rstrip()
+
     out = [title, line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells]
     return "\n".join(out)
 
@@ -183,13 +189,25 @@ def frame_jpegs(images: Sequence[np.ndarray], quality: int = 85) -> list[bytes]:
     return [encode_jpeg(img, quality) for img in images]
 
 
-def prefill(r: redis.Redis, keys: Keys, cam: str, jpegs: Sequence[bytes], shape: tuple[int, int], start_seq: int = 0) -> int:
-    """XADD every JPEG as a frame of ``cam`` (capture time now) in one pipeline; returns how many."""
+def register(r: redis.Redis, keys: Keys, cam: str) -> None:
+    """Put ``cam`` in the registry if it is not there: workers analyse registered cameras only."""
+    registry = Registry(r, keys)
+    if registry.get(cam) is None:
+        registry.put(CameraConfig(id=cam, url=f"{cam}.mp4"))
+
+
+def prefill(r: redis.Redis, keys: Keys, cam: str, jpegs: Sequence[bytes], shape: tuple[int, int],
+            start_seq: int = 0) -> int:
+    """Register ``cam`` and XADD every JPEG to its frames stream as a keyframe (capture time now) in one pipeline.
+
+    Returns how many. Keyframes are analysed whole, as every frame was before motion gating.
+    """
+    register(r, keys, cam)
     h, w = shape
     pipe = r.pipeline(transaction=False)
-    now = int(time.time() * 1000)
+    now = now_ms()
     for i, jpg in enumerate(jpegs):
-        pipe.xadd(keys.frames, encode_frame(Frame(cam=cam, seq=start_seq + i, ts=now, w=w, h=h, jpg=jpg)))
+        pipe.xadd(keys.frames(cam), encode_frame(Frame(cam=cam, seq=start_seq + i, ts=now, w=w, h=h, jpg=jpg)))
     pipe.execute()
     return len(jpegs)
 

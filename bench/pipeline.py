@@ -3,9 +3,11 @@
 Composed CCTV-like scenes (several faces each) are pushed as JPEG frames onto a private Redis, then
 measured in one run as:
 
-- ``worker``: :class:`worker.service.Worker` consuming the stream exactly as in production
-  (XREADGROUP, decode and YuNet detection on its thread pool, crops, one classifier pass per batch,
-  violation events and snapshots, the commit script, the live frame), until every frame is counted.
+- ``worker``: :class:`worker.service.Worker` consuming the camera's stream exactly as in production
+  (camera lease, XREADGROUP, decode and YuNet detection on its thread pool, crops, one classifier
+  pass per batch, violation events and snapshots, the commit script, the live frame), until every
+  frame is counted. Every frame is a keyframe and tracking is off: this measures today's path, every
+  face of every frame classified (``python -m bench.quality`` measures gating and tracking).
 - ``bare``: only the classifier, the same runtime object, on the very crops the worker classified
   (cut again from the result boxes), grouped as the worker's batches were; the input tensor is
   prepared beforehand, so this is the forward pass and softmax alone, the most the worker could reach.
@@ -32,7 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from prometheus_client import REGISTRY
+from prometheus_client import CollectorRegistry
 from tqdm import tqdm
 
 from bench.common import (
@@ -45,6 +47,7 @@ from bench.common import (
     private_redis,
     ratio,
     redis_cpu_seconds,
+    register,
     scenes,
     show,
     use_shared_models,
@@ -53,7 +56,8 @@ from maskwatch.codec import decode_result
 from maskwatch.keys import Keys
 from maskwatch.settings import Settings
 from maskwatch.vision.crop import square_crop
-from maskwatch.vision.pipeline import Pipeline, decode_jpeg
+from maskwatch.vision.jpeg import decode_jpeg
+from maskwatch.vision.pipeline import Pipeline
 from maskwatch.vision.preprocess import to_batch
 
 CAM = "bench"
@@ -71,13 +75,15 @@ def parse_range(text: str) -> tuple[int, int]:
 
 def worker_settings(args: argparse.Namespace, redis_url: str, prefix: str) -> Settings:
     use_shared_models()
-    flags = {"batch_size": args.batch_size, "runtime": args.runtime, "threads": args.threads, "det_upscale": args.det_upscale}
+    flags = {"batch_size": args.batch_size, "runtime": args.runtime, "threads": args.threads,
+             "det_upscale": args.det_upscale}
     return Settings.from_env().override(redis_url=redis_url, prefix=prefix, model=model_path(args.model),
-                                        worker_metrics_port=0, **flags)
+                                        worker_metrics_port=0, tracking=False, **flags)
 
 
-def metric(name: str) -> float:
-    return REGISTRY.get_sample_value(name) or 0.0
+def metric(registry: CollectorRegistry, name: str) -> float:
+    """A sample of one worker's metrics (each worker has a registry of its own)."""
+    return registry.get_sample_value(name) or 0.0
 
 
 class ReplayDetector:
@@ -93,8 +99,8 @@ class ReplayDetector:
     def key(image: np.ndarray) -> bytes:
         return image[::7, ::11].tobytes()
 
-    def detect(self, image: np.ndarray) -> list:
-        return self.found[self.key(image)]
+    def detect(self, image: np.ndarray, regions: object = None) -> list:
+        return self.found[self.key(image)]  # keyframes only: no regions to search
 
 
 def run_worker(s: Settings, pipeline: Pipeline, jpegs: list[bytes], shape: tuple[int, int]) -> dict:
@@ -110,23 +116,28 @@ def run_worker(s: Settings, pipeline: Pipeline, jpegs: list[bytes], shape: tuple
 
     r = redis.Redis.from_url(s.redis_url)
     keys = Keys(s.prefix)
-    r.delete(keys.frames, keys.results, keys.totals(CAM), keys.totals(WARM_CAM))
-    ensure_group(r, keys)
+    r.delete(keys.frames(CAM), keys.frames(WARM_CAM), keys.results, keys.totals(CAM), keys.totals(WARM_CAM))
+    for cam in (CAM, WARM_CAM):  # registered before the worker starts, so it takes both at its first tick
+        register(r, keys, cam)
+        ensure_group(r, keys, cam)
     worker = Worker(s, r, pipeline, name="bench-worker")
     prefill(r, keys, WARM_CAM, jpegs[: s.batch_size], shape)  # thread pool, detector nets, runtime warmed up
     while worker.run_once():
         pass
     redis_cpu0 = redis_cpu_seconds(r)
     n = prefill(r, keys, CAM, jpegs, shape)
-    stream_bytes = int(r.memory_usage(keys.frames, samples=0) or 0) * n // max(1, int(r.xlen(keys.frames)))
-    det0, inf0 = metric("maskwatch_worker_detection_seconds_sum"), metric("maskwatch_worker_inference_seconds_sum")
+    stream = keys.frames(CAM)
+    stream_bytes = int(r.memory_usage(stream, samples=0) or 0) * n // max(1, int(r.xlen(stream)))
+    seen = worker.metrics.registry
+    det0 = metric(seen, "maskwatch_worker_detection_seconds_sum")
+    inf0 = metric(seen, "maskwatch_worker_inference_seconds_sum")
     t0, c0 = time.perf_counter(), time.process_time()
     while int(r.hget(keys.totals(CAM), "frames") or 0) < n:
         worker.run_once()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     redis_cpu = redis_cpu_seconds(r) - redis_cpu0
-    detect_s = metric("maskwatch_worker_detection_seconds_sum") - det0
-    infer_s = metric("maskwatch_worker_inference_seconds_sum") - inf0
+    detect_s = metric(seen, "maskwatch_worker_detection_seconds_sum") - det0
+    infer_s = metric(seen, "maskwatch_worker_inference_seconds_sum") - inf0
     if worker.executor:
         worker.executor.shutdown()
     results = sorted((decode_result(f) for _, f in r.xrange(keys.results)), key=lambda res: res.seq)
@@ -134,7 +145,7 @@ def run_worker(s: Settings, pipeline: Pipeline, jpegs: list[bytes], shape: tuple
     totals = {k.decode(): int(v) for k, v in r.hgetall(keys.totals(CAM)).items()}
     return {"frames": n, "crops": sum(len(res.faces) for res in results), "seconds": wall, "cpu_s": cpu,
             "totals": totals, "results": results, "detect_s": detect_s, "infer_s": infer_s,
-            "pending": r.xpending(keys.frames, keys.group)["pending"], "redis_cpu_s": redis_cpu,
+            "pending": r.xpending(stream, keys.group)["pending"], "redis_cpu_s": redis_cpu,
             "stream_bytes": stream_bytes}
 
 
@@ -201,9 +212,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--face-px", type=parse_range, default=(32, 56), help="face sizes MIN,MAX in px (default 32,56)")
     p.add_argument("--distinct", type=int, default=16, help="distinct scenes, repeated to fill --frames (default 16)")
     p.add_argument("--batch-size", type=int, help="worker batch size in frames (default: the settings', 16)")
-    p.add_argument("--runtime", choices=["onnx", "torch"], default="onnx", help="worker classifier runtime (default onnx)")
+    p.add_argument("--runtime", choices=["onnx", "torch"], default="onnx",
+                   help="worker classifier runtime (default onnx)")
     p.add_argument("--threads", type=int, help="worker threads (default: the settings', all cores)")
-    p.add_argument("--rounds", type=int, default=2, help="alternating rounds of worker, replayed worker and bare (default 2)")
+    p.add_argument("--rounds", type=int, default=2,
+                   help="alternating rounds of worker, replayed worker and bare (default 2)")
     p.add_argument("--det-upscale", type=float, help="detector upscale (default: the settings', 2.0)")
     args = p.parse_args(argv)
     if args.frames < 1 or args.naive_frames < 1 or args.faces < 0 or args.distinct < 1:
@@ -228,7 +241,8 @@ def main(argv: list[str] | None = None) -> dict:
         naive = Naive(pipeline, s.model or model_path(), s.threads or os.cpu_count() or 1)
         for i in tqdm(range(args.rounds), desc="rounds", leave=False):
             # Round 0 starts with the worker (its boxes define the bare batches), later rounds alternate.
-            for what in ("worker", "replayed", "bare", "naive") if i % 2 == 0 else ("naive", "bare", "replayed", "worker"):
+            order = ("worker", "replayed", "bare", "naive")
+            for what in order if i % 2 == 0 else reversed(order):
                 if what == "bare":
                     runs["bare"].append(bare_run(pipeline, batches))
                     continue
@@ -275,8 +289,8 @@ def figures_of(args: argparse.Namespace, s: Settings, pipeline: Pipeline, runs: 
     replay_cps, bare = median_rate(runs["replayed"], "crops"), median_rate(runs["bare"], "crops")
     nv = runs["naive"]
     naive_cps, naive_fps = median_rate(nv, "crops"), median_rate(nv, "frames")
-    once = all(sorted(res.seq for res in r["results"]) == list(range(r["frames"])) and r["totals"].get("frames") == r["frames"]
-               for r in w + runs["replayed"])
+    once = all(sorted(res.seq for res in r["results"]) == list(range(r["frames"]))
+               and r["totals"].get("frames") == r["frames"] for r in w + runs["replayed"])
     split = {k: float(np.median([r[k] for r in w])) for k in ("detect_s", "infer_s", "seconds")}
     return {
         "bench": "pipeline", "machine": machine(), "model": str(s.model), "runtime": pipeline.runtime.name,
@@ -308,13 +322,15 @@ def figures_of(args: argparse.Namespace, s: Settings, pipeline: Pipeline, runs: 
 
 
 def report(f: dict, nv: dict) -> None:
-    show(f"pipeline (median of {f['rounds']} alternating rounds): {f['frames']} frames {f['frame_size'][0]}x{f['frame_size'][1]}, {f['faces_per_scene']} faces pasted per scene, "
+    show(f"pipeline (median of {f['rounds']} alternating rounds): {f['frames']} frames "
+         f"{f['frame_size'][0]}x{f['frame_size'][1]}, {f['faces_per_scene']} faces pasted per scene, "
          f"{f['runtime']} @ {f['input_size']} px, worker batch {f['batch_size']} frames, {f['threads']} threads",
          ["what", "includes", "frames", "crops", "frames/s", "crops/s", "worker / this"],
          [["worker", "Redis read, decode, detect, crop, classify, events, commit", f["frames"], f["crops"],
            f["worker_frames_per_s"], f["worker_crops_per_s"], 1.0],
           ["worker, detection replayed", "the same, YuNet's boxes replayed from a table", f["frames"], f["crops"], "-",
-           f["worker_replayed_detection_crops_per_s"], ratio(f["worker_crops_per_s"], f["worker_replayed_detection_crops_per_s"])],
+           f["worker_replayed_detection_crops_per_s"],
+           ratio(f["worker_crops_per_s"], f["worker_replayed_detection_crops_per_s"])],
           ["bare classifier", "forward pass + softmax on the worker's crops, same batches", "-", f["crops"], "-",
            f["bare_crops_per_s"], f["worker_vs_bare"]],
           ["naive", "decode, detect, then batch-1 eager torch per face", nv["frames"], nv["crops"],

@@ -1,5 +1,13 @@
 """End-to-end vision quality on small faces: does the real Pipeline find people without masks?
 
+Two modes. ``--walking``: walking-people videos played as cameras through today's path (every
+frame whole, every face classified) and through motion gating + tracking, side by side, per frame
+and per person, with their CPU cost (:mod:`bench.quality_walking`). Without it, still composed
+scenes through the Pipeline, as below.
+
+    python -m bench.quality --walking --busy 4 --quiet 4 --still 2 --seconds 60
+    python -m bench.quality --walking --variant up3:det_upscale=3 --variant flip:det_flip=true
+
 Composes scenes with small faces of known label (:func:`bench.scenes.compose.compose_scene`) from each
 crops folder, runs :class:`maskwatch.vision.pipeline.Pipeline` exactly as the worker builds it,
 and scores what it found against what was pasted: recall of unmasked faces (found, and found *and*
@@ -30,8 +38,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from maskwatch.settings import Settings
+from bench import quality_walking
+from bench.common import use_shared_models
+from bench.quality_walking import parse_variant
 from bench.scenes.compose import PlacedFace, Scene, compose_scene, load_face_pool, match
+from maskwatch.exceptions import MaskWatchError
+from maskwatch.settings import Settings
 from maskwatch.vision.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,7 +157,8 @@ TABLE: list[tuple[str, tuple[str, ...], str]] = [  # title, where the figure sit
     ("masked faces", ("masked_faces",), "{:6d}"),
     ("  found", ("masked_found",), "pct"),
     ("  called masked", ("masked_called_masked",), "pct"),
-    *[(f"found {b} px: {who}", ("by_size", b, f"{who}_found"), "pct") for _, _, b in BUCKETS for who in ("unmasked", "masked")],
+    *[(f"found {b} px: {who}", ("by_size", b, f"{who}_found"), "pct")
+      for _, _, b in BUCKETS for who in ("unmasked", "masked")],
     ("compliance error mean (pts)", ("compliance_error_mean",), "{:6.1f}"),
     ("compliance error p90 (pts)", ("compliance_error_p90",), "{:6.1f}"),
     ("  mean, had found faces true labels", ("compliance_error_mean_true_labels",), "{:6.1f}"),
@@ -178,7 +191,8 @@ def _pair(text: str, sep: str, what: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{what} must look like 12{sep}34, got {text!r}") from None
     if a <= 0 or b <= 0 or (sep == "-" and a > b):
-        raise argparse.ArgumentTypeError(f"{what} must be positive{' and ascending' if sep == '-' else ''}, got {text!r}")
+        order = " and ascending" if sep == "-" else ""
+        raise argparse.ArgumentTypeError(f"{what} must be positive{order}, got {text!r}")
     return a, b
 
 
@@ -194,21 +208,42 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="folder with with_mask/ and without_mask/ crops; repeat for several "
                         f"(default: {', '.join(str(d) for d in DEFAULT_DATA)})")
     p.add_argument("--scenes", type=int, default=60, help="scenes per folder (default 60)")
-    p.add_argument("--size", type=lambda t: _pair(t, "x", "--size"), default=(640, 360), help="frame WxH (default 640x360)")
-    p.add_argument("--face-px", type=lambda t: _pair(t, "-", "--face-px"), default=(20, 40), help="face sides in px (default 20-40)")
-    p.add_argument("--faces", type=lambda t: _pair(t, "-", "--faces"), default=(4, 10), help="faces per scene (default 4-10)")
+    p.add_argument("--size", type=lambda t: _pair(t, "x", "--size"), default=(640, 360),
+                   help="frame WxH (default 640x360)")
+    p.add_argument("--face-px", type=lambda t: _pair(t, "-", "--face-px"), default=(20, 40),
+                   help="face sides in px (default 20-40)")
+    p.add_argument("--faces", type=lambda t: _pair(t, "-", "--faces"), default=(4, 10),
+                   help="faces per scene (default 4-10)")
     p.add_argument("--per-class", type=int, default=300, help="crops of each label drawn from a folder (default 300)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1, help="scenes' seed (walking: scene k of a kind has seed+k)")
     p.add_argument("--model", type=Path, help="classifier artifact (default: MASKWATCH_MODEL or the shipped model)")
+    walk = p.add_argument_group("walking-people scenes (--walking)")
+    walk.add_argument("--walking", action="store_true",
+                      help="today's path vs motion gating + tracking on walking-people scenes")
+    for name, n in (("busy", 4), ("quiet", 4), ("still", 2)):
+        walk.add_argument(f"--{name}", type=int, default=n, help=f"{name} scenes (default {n})")
+    walk.add_argument("--seconds", type=float, default=60.0, help="length of each scene (default 60)")
+    walk.add_argument("--keyframe-s", type=float, default=Settings().motion_keyframe_s,
+                      help="the gate's keyframe period (default: MASKWATCH_MOTION_KEYFRAME_S's default)")
+    walk.add_argument("--variant", type=parse_variant, action="append", default=[],
+                      help="also the gated path with settings overridden, NAME:FLAG=VALUE[,FLAG=VALUE] "
+                           "(e.g. up3:det_upscale=3); repeat for several")
     for name in VISION_FLAGS:
         flag, help_ = "--" + name.replace("_", "-"), f"override MASKWATCH_{name.upper()}"
         if name == "det_flip":
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
         else:
-            p.add_argument(flag, type=int if name in {"det_max_side", "det_zoom_px", "min_face_px"} else float, help=help_)
+            whole = name in {"det_max_side", "det_zoom_px", "min_face_px"}
+            p.add_argument(flag, type=int if whole else float, help=help_)
     args = p.parse_args(argv)
     if args.scenes < 1:
         p.error(f"--scenes must be at least 1, got {args.scenes}")
+    if args.walking:
+        if min(args.busy, args.quiet, args.still) < 0 or not args.busy + args.quiet + args.still:
+            p.error("--busy, --quiet and --still must be at least 0, and one of them at least 1")
+        if args.seconds <= 0 or args.keyframe_s <= 0:
+            p.error("--seconds and --keyframe-s must be positive")
+        return args
     for d in args.data or DEFAULT_DATA:
         if not d.is_dir():
             p.error(f"--data {d} is not a folder" if args.data else
@@ -218,11 +253,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    use_shared_models()
     cv2.setNumThreads(1)
     try:
         settings = Settings.from_env().override(threads=1, device="cpu", **{k: getattr(args, k) for k in VISION_FLAGS})
+        if args.walking:
+            return quality_walking.main(args, settings)
         pipe = Pipeline.from_settings(settings, args.model)
-    except (ValueError, FileNotFoundError) as exc:  # a bad setting, a missing or unreadable model
+    except MaskWatchError as exc:  # a bad setting, a missing or unreadable model
         print(f"bench.quality: {exc}", file=sys.stderr)
         return 2
     results: dict[str, dict] = {}

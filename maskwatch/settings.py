@@ -122,7 +122,8 @@ class Settings(BaseSettings):
         "false: classify every face of every frame"))
     track_max_age_ms: int = Field(6000, ge=100, le=600_000, description=(
         "a track not seen for this long ends (longer than motion_keyframe_s: people standing still)"))
-    track_relook_ms: int = Field(2000, ge=0, le=600_000, description="classify a tracked face again after this long")
+    track_relook_ms: int = Field(500, ge=0, le=600_000, description=(
+        "classify a tracked face again after this long (more looks make a surer vote; bench.quality --walking)"))
 
     # --- vision (maskwatch/vision/detect.py; chosen with bench/quality.py, see docs/quality.md)
     det_score: float = Field(0.5, ge=0, le=1, description="YuNet confidence for a face, in the frame and the zoom pass")
