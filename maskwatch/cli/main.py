@@ -111,7 +111,8 @@ def _add_up(sub: argparse._SubParsersAction) -> None:
 def _add_producer(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("producer", help="capture the registered cameras into Redis", description=(
         "Capture every camera of the registry (see `maskwatch camera`) that this producer holds a lease on, "
-        "and push JPEG frames to the frames stream. Run several: they split the cameras."))
+        "send the frames where something moved (with their motion regions) and a keyframe every few seconds "
+        "to the camera's frames stream. Run several: they split the cameras."))
     _setting(p, "--metrics-port", "producer_metrics_port")
     _setting(p, "--lag-threshold")
     _common(p)
@@ -119,11 +120,13 @@ def _add_producer(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_worker(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("worker", help="detect and classify faces from the frames stream", description=(
-        "Consume frames from the workers group, batch them, detect faces (YuNet), classify all crops of the batch "
-        "in one forward pass and write results and statistics. Stateless: run as many as you have cores or GPUs."))
+    p = sub.add_parser("worker", help="detect, track and classify faces of the cameras it holds", description=(
+        "Hold a fair share of the cameras (leases), read their frames in order, batch across them, detect faces "
+        "(YuNet) where things moved, track them, classify a face when its track asks for a look (all crops of a "
+        "batch in one forward pass) and write results, statistics and person records. Run one per core or GPU: "
+        "a new worker takes its share within a second, a dead one's cameras move when its leases expire."))
     _setting(p, "--metrics-port", "worker_metrics_port")
-    p.add_argument("--name", help="consumer name in the group (default host-pid)")
+    p.add_argument("--name", help="worker id: consumer name and lease holder (default host-pid)")
     _worker_flags(p)
     _common(p)
     p.set_defaults(func=_run_worker)
