@@ -5,19 +5,19 @@ each within its own role. Each tick:
 
 1. refresh the member's heartbeat and count the members of its role alive;
 2. reload the registry when its version moved (invalid configs are reported once and skipped);
-3. renew the leases held; a camera whose lease another member holds now is *lost*;
-4. cameras removed from the registry, disabled or made invalid are *dropped* (released);
-5. cameras above the fair share are *handed over* (released, least preferred first), and free
-   cameras are *gained* up to the fair share, most preferred first.
+3. renew the leases held; a camera whose lease another member holds now is given up;
+4. cameras removed from the registry, disabled or made invalid are dropped (released);
+5. cameras above the fair share are handed over (released, least preferred first), and free
+   cameras are taken up to the fair share, most preferred first.
 
-The caller acts on the :class:`Changes` a tick returns (start or stop a capture, load or forget a
-camera's tracker state); this class holds no camera work itself.
+The caller follows :attr:`CameraOwnership.held` after each tick (starts or stops a capture, loads or
+forgets a camera's tracker state), so a tick cut short by a Redis error is made good by the next;
+this class holds no camera work itself.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
 import redis
 
@@ -27,22 +27,6 @@ from maskwatch.leases import Leases, fair_share, preference
 from maskwatch.utils import now_ms
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Changes:
-    """What one tick changed; every list is of camera ids except ``gained`` and ``changed``."""
-
-    gained: list[CameraConfig] = field(default_factory=list)
-    changed: list[CameraConfig] = field(default_factory=list)  # held, and its config changed
-    lost: list[str] = field(default_factory=list)  # another member holds the lease now
-    handed_over: list[str] = field(default_factory=list)  # above the fair share: released
-    removed: list[str] = field(default_factory=list)  # gone from the registry: released
-    unusable: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # disabled/invalid: (detail, error)
-
-    @property
-    def released(self) -> list[str]:
-        return [*self.handed_over, *self.removed, *self.unusable]
 
 
 class CameraOwnership:
@@ -57,8 +41,7 @@ class CameraOwnership:
         self.enabled: dict[str, CameraConfig] = {}  # valid, enabled cameras of the registry
         self.unusable: dict[str, tuple[str, str | None]] = {}  # registered, not to hold: camera -> (detail, error)
 
-    def tick(self) -> Changes:
-        out = Changes()
+    def tick(self) -> None:
         self.alive = self.leases.heartbeat(len(self.held), self.started_ms)
         self._reload()
         still = self.leases.renew(self.held)
@@ -66,20 +49,12 @@ class CameraOwnership:
             log.warning("camera %s lease taken by another %s: giving it up", self.leases.role, self.leases.role,
                         extra={"cam": cam})
             self.held.pop(cam)
-            out.lost.append(cam)
-        for cam in sorted(self.held):
-            if cam in self.unusable:
-                out.unusable[cam] = self.unusable[cam]
-            elif cam not in self.enabled:
-                out.removed.append(cam)
-            elif self.enabled[cam] != self.held[cam]:
-                self.held[cam] = self.enabled[cam]
-                out.changed.append(self.enabled[cam])
-        for cam in [*out.unusable, *out.removed]:
+        dropped = [cam for cam in sorted(self.held) if cam in self.unusable or cam not in self.enabled]
+        for cam in self.held.keys() - set(dropped):
+            self.held[cam] = self.enabled[cam]  # the registry's config, changed or not
+        for cam in dropped:
             self.held.pop(cam)
-        self._balance(out)
-        self.leases.release(out.released)
-        return out
+        self.leases.release([*dropped, *self._balance()])
 
     def _reload(self) -> None:
         if not self.registry.poll():
@@ -94,26 +69,27 @@ class CameraOwnership:
         log.info("registry version %d: %d camera(s) enabled, %d not", self.registry.version, len(self.enabled),
                  len(self.unusable))
 
-    def _balance(self, out: Changes) -> None:
+    def _balance(self) -> list[str]:
+        """Hand over the cameras above the fair share (returned, to release) and take free ones up to it."""
         share = fair_share(len(self.enabled), self.alive)
+        handed_over: list[str] = []
         for cam in preference(self.leases.id, self.held)[share:]:
             log.info("over the fair share of %d camera(s) with %d %s(s) alive: handing camera over",
                      share, self.alive, self.leases.role, extra={"cam": cam})
             self.held.pop(cam)
-            out.handed_over.append(cam)
+            handed_over.append(cam)
         for cam in preference(self.leases.id, set(self.enabled) - set(self.held)):
             if len(self.held) >= share:
                 break
             if self.leases.acquire(cam):
                 self.held[cam] = self.enabled[cam]
-                out.gained.append(self.enabled[cam])
                 log.info("lease taken (%d of %d camera(s) held here)", len(self.held), len(self.enabled),
                          extra={"cam": cam})
+        return handed_over
 
-    def release_all(self) -> list[str]:
-        """Release every lease and the heartbeat (clean shutdown); the cameras that were held."""
+    def release_all(self) -> None:
+        """Release every lease and the heartbeat (clean shutdown)."""
         cams = sorted(self.held)
         self.held.clear()
         self.leases.release(cams)
         self.leases.leave()
-        return cams

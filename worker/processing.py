@@ -76,7 +76,7 @@ class Processor:
             else:
                 decoded.append((entry, *got))
         specs = [FrameSpec.for_camera(cameras.get(f.cam)) for _, f, _ in decoded]
-        privacy = {f.cam: Privacy.for_camera(self.s, cameras.get(f.cam)) for _, f, _ in decoded}
+        privacy = {cam: Privacy.for_camera(self.s, cameras.get(cam)) for cam in {f.cam for _, f, _ in decoded}}
         out.privacy = privacy
         regions = [self._regions(frame) for _, frame, _ in decoded]
         detections = list(mapper(self._detect, decoded, specs, regions))

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from maskwatch.exceptions import ModelFileError, SettingsError
+from maskwatch.vision.motion import Region
 
 ZOOM_CONTEXT = 2.0  # a zoom tile spans this many face sides, so YuNet sees the head's outline (2.5 found no more)
 MOSAIC_COLUMNS = 8
@@ -39,7 +40,6 @@ HEAD = 0.4  # a found face's head: its box grown by this share of its size on ea
 REGION_PAD = 0.25  # a motion region is searched with this share of its size around it as context...
 REGION_MIN_PAD = 32  # ...and at least this many pixels
 REGION_MAX_SHARE = 0.6  # windows covering more of the frame than this: search the whole frame
-Region = tuple[int, int, int, int]  # x, y, w, h in frame pixels
 
 
 @dataclass(frozen=True)
