@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from dashboard import durations, readers, system_reader
-from dashboard.errors import camera_id, not_found, unprocessable
+from dashboard.errors import REDIS_UNAVAILABLE, camera_id, not_found, unprocessable
 from dashboard.models import (
+    MAX_EPOCH_MS,
     CameraDetail,
     CameraSummary,
+    ErrorMessage,
     Overview,
     PeoplePage,
     Series,
@@ -20,14 +22,20 @@ from dashboard.models import (
     Worker,
 )
 from dashboard.state import DashboardState, get_state
+from maskwatch.keys import CAMERA_ID_PATTERN
 from maskwatch.people import Cursor
 from maskwatch.utils import now_ms
 
-router = APIRouter(prefix="/api", tags=["read"])
-_EVENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such camera"}}
+router = APIRouter(prefix="/api", tags=["read"], responses=REDIS_UNAVAILABLE)
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorMessage, "description": "no such camera"}}
 _JPEG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/jpeg": {}}, "description": "a JPEG image"},
-                                          404: {"description": "no image (yet, or expired)"}}
+                                          404: {"model": ErrorMessage, "description": "no image (yet, or expired)"}}
+# Each parameter's schema states what the endpoint takes, so a client (or a fuzzer) can tell a 422 coming.
+_DURATION = {"pattern": durations.DURATION_PATTERN}
+EventId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,128}$", description=(
+    "a violation's id, or person-{camera}-{n} for a person's best look"))]
+# {epoch ms} or {epoch ms}:{person id}, as next_before gives it (maskwatch.people.Cursor)
+_CURSOR = re.compile(r"^[0-9]{1,15}(:[A-Za-z0-9][A-Za-z0-9_.-]{0,63}-[0-9]{1,20})?$")
 
 
 def _jpeg(data: bytes | str | None, what: str) -> Response:
@@ -61,9 +69,10 @@ def get_camera(cam: str = Depends(camera_id), state: DashboardState = Depends(ge
             summary="Compliance over time, bucketed by capture time")
 def get_compliance(
     cam: str = Depends(camera_id),
-    window: str = Query("1h", description="how far back: 15m to 7d (a number with unit s, m, h or d)"),
-    step: str | None = Query(None, description="length of one point, whole minutes (e.g. 5m); default: a round "
-                                               "step giving about 120 points"),
+    window: str = Query("1h", json_schema_extra=_DURATION,
+                        description="how far back: 15m to 7d (a number with unit s, m, h or d)"),
+    step: str | None = Query(None, json_schema_extra=_DURATION, description=(
+        "length of one point, whole minutes (e.g. 5m); default: a round step giving about 120 points")),
     state: DashboardState = Depends(get_state),
 ) -> Series:
     try:
@@ -93,15 +102,15 @@ class PeopleQuery:
     def __init__(
         self,
         limit: int = Query(24, ge=1, le=200, description="at most this many people"),
-        before: str | None = Query(None, description=(
+        before: str | None = Query(None, json_schema_extra={"pattern": _CURSOR.pattern}, description=(
             "only people last seen before this point: an epoch ms, or the next_before of the previous page")),
         unmasked_first: bool = Query(False, description=(
             "put the page's people without a mask first (each group newest first); pages still go by time")),
     ):
-        try:
-            self.before = Cursor.parse(before) if before is not None else None
-        except ValueError as exc:
-            raise unprocessable("query", "before", str(exc)) from None
+        if before is not None and not _CURSOR.fullmatch(before):
+            raise unprocessable("query", "before", f"{before!r} is not a cursor: give an epoch ms (at most 15 digits), "
+                                                   "or the next_before of the previous page")
+        self.before = Cursor.parse(before) if before is not None else None
         self.limit, self.unmasked_first = limit, unmasked_first
 
 
@@ -122,8 +131,9 @@ def list_people(q: PeopleQuery = Depends(), state: DashboardState = Depends(get_
 
 @router.get("/events", response_model=list[ViolationEvent], summary="Violations, newest first")
 def list_events(
-    camera: str | None = Query(None, description="only this camera's violations"),
-    since: int | None = Query(None, ge=0, description="only violations captured at or after this time, epoch ms"),
+    camera: str | None = Query(None, pattern=CAMERA_ID_PATTERN, description="only this camera's violations"),
+    since: int | None = Query(None, ge=0, le=MAX_EPOCH_MS,
+                              description="only violations captured at or after this time, epoch ms"),
     limit: int = Query(50, ge=1, le=500, description="at most this many"),
     state: DashboardState = Depends(get_state),
 ) -> list[ViolationEvent]:
@@ -133,9 +143,7 @@ def list_events(
 @router.get("/events/{event_id}/snapshot.jpg", response_class=Response, responses=_JPEG,
             summary="The JPEG of a violation, or of a person's best look (id person-{camera}-{n}); expires with the "
                     "retention")
-def get_snapshot(event_id: str, state: DashboardState = Depends(get_state)) -> Response:
-    if not _EVENT_ID.match(event_id):
-        raise unprocessable("path", "event_id", "event ids are 1-128 letters, digits, '_', '.', ':' or '-'")
+def get_snapshot(event_id: EventId, state: DashboardState = Depends(get_state)) -> Response:
     return _jpeg(state.r.get(state.keys.snap(event_id)), f"snapshot of event {event_id!r}")
 
 

@@ -32,6 +32,7 @@ class Operation:
     params: list[Row] = field(default_factory=list)
     body: str | None = None
     returns: str | None = None
+    answers: list[tuple[str, str]] = field(default_factory=list)  # every documented status code, its meaning
 
 
 def _ref_name(ref: str) -> str:
@@ -52,9 +53,45 @@ def type_name(schema: dict[str, Any]) -> str:
                                                                                           schema.get("type", "any"))
 
 
+def constraints(schema: dict[str, Any]) -> str:
+    """What a value must match beyond its type: a range, a pattern, a file; empty when nothing.
+
+    >>> constraints({"minimum": 1, "maximum": 500}), constraints({"exclusiveMinimum": 0, "maximum": 9})
+    ('1..500', '> 0, <= 9')
+    >>> constraints({"anyOf": [{"type": "string", "pattern": "^[a-z]+$"}, {"type": "null"}]})
+    '^[a-z]+$'
+    """
+    if "anyOf" in schema:
+        return ", ".join(filter(None, (constraints(s) for s in schema["anyOf"])))
+    parts = []
+    if "minimum" in schema and "maximum" in schema:
+        parts.append(f"{schema['minimum']}..{schema['maximum']}")
+    else:
+        parts += [f"{sign} {schema[key]}" for key, sign in (("exclusiveMinimum", ">"), ("minimum", ">="),
+                                                            ("exclusiveMaximum", "<"), ("maximum", "<="))
+                  if key in schema]
+    if "pattern" in schema:
+        parts.append(schema["pattern"])
+    if schema.get("format") == "binary":
+        parts.append("a file")
+    return ", ".join(parts)
+
+
+def _row(name: str, where: str, schema: dict[str, Any], description: str, required: bool) -> Row:
+    rule = constraints(schema)
+    return Row(name, f"{where}: {type_name(schema)}" + (f" ({rule})" if rule else ""), description, required)
+
+
 def _body_schema(content: dict[str, Any]) -> str | None:
     schema = content.get("application/json", {}).get("schema")
     return type_name(schema) if schema else None
+
+
+def _form_fields(content: dict[str, Any]) -> list[Row]:
+    """The fields of a multipart form body, as parameter rows (the form's schema is inline, not a named schema)."""
+    form = content.get("multipart/form-data", {}).get("schema", {})
+    return [_row(name, "form", s, s.get("description", ""), name in form.get("required", []))
+            for name, s in form.get("properties", {}).items()]
 
 
 def reference(spec: dict[str, Any]) -> tuple[list[Operation], dict[str, list[Row]]]:
@@ -65,13 +102,16 @@ def reference(spec: dict[str, Any]) -> tuple[list[Operation], dict[str, list[Row
             if method not in item:
                 continue
             op = item[method]
-            ok: dict[str, Any] = next((r for code, r in op.get("responses", {}).items() if code.startswith("2")), {})
+            responses: dict[str, Any] = op.get("responses", {})
+            ok: dict[str, Any] = next((r for code, r in responses.items() if code.startswith("2")), {})
+            body = op.get("requestBody", {}).get("content", {})
             ops.append(Operation(
                 method=method.upper(), path=path, summary=op.get("summary", ""), auth=bool(op.get("security")),
-                params=[Row(p["name"], f"{p['in']}: {type_name(p.get('schema', {}))}", p.get("description", ""),
-                            p.get("required", False)) for p in op.get("parameters", [])],
-                body=_body_schema(op.get("requestBody", {}).get("content", {})),
+                params=[_row(p["name"], p["in"], p.get("schema", {}), p.get("description", ""),
+                             p.get("required", False)) for p in op.get("parameters", [])] + _form_fields(body),
+                body=_body_schema(body),
                 returns=_body_schema(ok.get("content", {})) or next(iter(ok.get("content", {})), None),
+                answers=[(code, r.get("description", "")) for code, r in sorted(responses.items())],
             ))
     schemas = {
         name: [Row(prop, type_name(s), s.get("description", ""), prop in schema.get("required", []))

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from dashboard.models import ErrorMessage
 from maskwatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,13 @@ WriteMode = Literal["token", "open", "disabled"]
 ENABLE_HINT = ("the write API is disabled because no API token is configured: set MASKWATCH_API_TOKEN and send "
                "'Authorization: Bearer <token>', or, for local use only, start the dashboard with --allow-no-token "
                "(MASKWATCH_ALLOW_NO_TOKEN=1)")
+
+# The answers of require_writer, for the OpenAPI responses of every write endpoint.
+WRITER_REFUSED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorMessage, "description": "missing or wrong bearer token"},
+    403: {"model": ErrorMessage, "description": "the write API is disabled: no token is configured (the message says "
+                                                "how to enable it)"},
+}
 
 _bearer = HTTPBearer(auto_error=False, description="the dashboard's MASKWATCH_API_TOKEN")
 

@@ -17,7 +17,8 @@ MAX_WINDOW_S = 7 * 86_400  # the workers keep 8 days of minute buckets
 MAX_POINTS = 2_000
 TARGET_POINTS = 120  # enough to read a trend on a phone, few enough to draw at once
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
-_DURATION = re.compile(r"^\s*(\d{1,7})\s*([smhd]?)\s*$")
+DURATION_PATTERN = r"^\s*([0-9]{1,7})\s*([smhd]?)\s*$"  # the API's schema shows it too
+_DURATION = re.compile(DURATION_PATTERN)
 
 
 def parse_duration(text: str) -> int:

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import HTTPException, Path, status
 
-from maskwatch.keys import check_camera_id
+from dashboard.models import ErrorMessage
+from maskwatch.keys import CAMERA_ID_PATTERN, check_camera_id
+
+# What every endpoint that reads Redis may answer (the app's RedisError handler), for the OpenAPI schema.
+REDIS_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorMessage, "description": "Redis cannot be read (the detail says why); /readyz tells when it "
+                                                "can"},
+}
 
 
 def unprocessable(where: str, name: str, message: str) -> HTTPException:
@@ -17,7 +26,8 @@ def not_found(what: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"{what} not found")
 
 
-def camera_id(camera_id: str = Path(description="camera id, as registered")) -> str:
+def camera_id(camera_id: str = Path(description="camera id, as registered",
+                                    json_schema_extra={"pattern": CAMERA_ID_PATTERN})) -> str:
     """Path parameter dependency: a camera id that can be part of a Redis key, else a 422 naming it."""
     try:
         return check_camera_id(camera_id)

@@ -1,4 +1,5 @@
-"""Probes: ``/healthz`` says the process serves requests, ``/readyz`` that Redis answers too."""
+"""Probes: ``/livez`` (and its older name ``/healthz``) says the process serves requests, ``/readyz`` that Redis
+answers too. Liveness never depends on Redis: the dashboard rides an outage out, so restarting it would not help."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from dashboard.state import DashboardState, get_state
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=Health, summary="Liveness: the process is up")
-def healthz() -> Health:
+@router.get("/livez", response_model=Health, summary="Liveness: the process is up")
+@router.get("/healthz", response_model=Health, summary="Liveness: the process is up (the older name of /livez)")
+def livez() -> Health:
     return Health(status="ok")
 
 
@@ -23,5 +25,7 @@ def readyz(state: DashboardState = Depends(get_state)) -> Health | JSONResponse:
     try:
         state.r.ping()
     except redis.RedisError as exc:
+        state.redis_error(exc, "/readyz")
         return JSONResponse(Health(status="unavailable", detail=f"Redis: {exc}").model_dump(), status_code=503)
+    state.outage.ok()
     return Health(status="ready")

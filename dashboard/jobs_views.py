@@ -3,7 +3,9 @@
 Pages: ``/jobs`` (the upload form, alerts, queued / running / retrying / failed jobs with their
 errors, failed deliveries, reports) and ``/jobs/analyses/{job}`` (a report with compliance over
 time and the violations, or the job's progress while it runs). JSON under ``/api`` (tag
-``jobs``); uploading needs the write token like every write endpoint.
+``jobs``); uploading needs the write token like every write endpoint, checked from the headers
+before a byte of the video is read, and the video is capped (MASKWATCH_UPLOAD_MAX_MB) as it
+arrives (:mod:`dashboard.bodylimits`).
 
 The dashboard never imports the worker package: it queues the analysis job by its dotted name and
 reads what the jobs wrote through :mod:`maskwatch.jobstore`.
@@ -11,32 +13,53 @@ reads what the jobs wrote through :mod:`maskwatch.jobstore`.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile, status
+import anyio
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 from rq.job import Job
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import ClientDisconnect
 
-from dashboard.auth import ENABLE_HINT, require_writer, write_mode
-from dashboard.errors import not_found, unprocessable
+from dashboard.auth import ENABLE_HINT, WRITER_REFUSED, require_writer, write_mode
+from dashboard.bodylimits import BODY_REFUSED
+from dashboard.errors import REDIS_UNAVAILABLE, not_found, unprocessable
+from dashboard.models import ErrorMessage, ValidationErrors
 from dashboard.state import DashboardState, get_state
-from dashboard.templating import Link, Table, render
+from dashboard.templating import Link, Moment, State, Table, render
 from maskwatch import jobstore
 from maskwatch.compliance import round_step
 from maskwatch.exceptions import JobInputError
 from maskwatch.jobstore import AlertState, FailedDelivery, JobInfo, JobsOverview
+from maskwatch.keys import CAMERA_ID_PATTERN
+from maskwatch.settings import Settings
 
-router = APIRouter()
+log = logging.getLogger(__name__)
+router = APIRouter(responses=REDIS_UNAVAILABLE)
 LIST_LIMIT = 50
-UPLOAD_CHUNK = 1 << 20
 AXIS_TICKS = 6  # video-time labels under a report's chart, at most
+UPLOAD_PATH = "/api/analyses"
+FIELD_MAX = 1024  # the form's plain fields (camera, fps) are short
+FORM_OVERHEAD = 64 * 1024  # multipart boundaries, part headers and the plain fields around the video
+# RQ's job ids (its own pattern, with a length cap): anything else cannot name a job.
+JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$", description="the job's id, as the upload returned it")]
+
+
+class AnalysisForm(BaseModel):
+    """The upload form, ``multipart/form-data`` (documented in the OpenAPI schema; read field by field)."""
+
+    video: bytes = Field(description="the recorded video, at most MASKWATCH_UPLOAD_MAX_MB")
+    camera: str = Field("", pattern=f"^$|{CAMERA_ID_PATTERN}", description=(
+        "file the report under this camera (its ROI applies); empty: none"))
+    fps: float = Field(5.0, gt=0, le=jobstore.MAX_FPS, description="frames per second to analyse")
 
 
 class AnalysisQueued(BaseModel):
-    job_id: str
+    job_id: str = Field(description="the analysis job's id")
     status_url: str = Field(description="the job's state and progress (JSON)")
     report_url: str = Field(description="the report (JSON) once the job has finished")
     page_url: str = Field(description="the report page; it shows the progress while the job runs")
@@ -51,8 +74,9 @@ def list_jobs(state: DashboardState = Depends(get_state)) -> JobsOverview:
 
 
 @router.get("/api/jobs/{job_id}", response_model=JobInfo, tags=["jobs"],
-            responses={404: {"description": "no such job"}}, summary="One job: state, progress (analyses) and error")
-def get_job(job_id: str, state: DashboardState = Depends(get_state)) -> JobInfo:
+            responses={404: {"model": ErrorMessage, "description": "no such job"}},
+            summary="One job: state, progress (analyses) and error")
+def get_job(job_id: JobId, state: DashboardState = Depends(get_state)) -> JobInfo:
     return jobstore.job_info(_job(state, job_id))
 
 
@@ -64,8 +88,9 @@ def list_alerts(state: DashboardState = Depends(get_state)) -> list[AlertState]:
 
 @router.get("/api/deliveries/failed", response_model=list[FailedDelivery], tags=["jobs"],
             summary="Webhook deliveries that failed their last try, newest first")
-def list_failed_deliveries(limit: int = 50, state: DashboardState = Depends(get_state)) -> list[FailedDelivery]:
-    return jobstore.failed_deliveries(state.r, state.keys, max(1, min(limit, 500)))
+def list_failed_deliveries(limit: int = Query(50, ge=1, le=500, description="at most this many"),
+                           state: DashboardState = Depends(get_state)) -> list[FailedDelivery]:
+    return jobstore.failed_deliveries(state.r, state.keys, limit)
 
 
 @router.get("/api/analyses", tags=["jobs"], summary="Finished video analyses, newest first (totals only)")
@@ -73,42 +98,88 @@ def list_analyses(state: DashboardState = Depends(get_state)) -> list[dict[str, 
     return jobstore.list_reports(state.r, state.keys, LIST_LIMIT)
 
 
-@router.get("/api/analyses/{job_id}", tags=["jobs"], responses={404: {"description": "no report (yet: see the job)"}},
+@router.get("/api/analyses/{job_id}", tags=["jobs"],
+            responses={404: {"model": ErrorMessage, "description": "no report (yet: see the job)"}},
             summary="A video analysis report: totals, compliance over time, violations with snapshot URLs")
-def get_analysis(job_id: str, state: DashboardState = Depends(get_state)) -> dict[str, Any]:
+def get_analysis(job_id: JobId, state: DashboardState = Depends(get_state)) -> dict[str, Any]:
     report = jobstore.read_report(state.r, state.keys, job_id)
     if report is None:
         raise not_found(f"report of job {job_id!r} (a running job has none yet: GET /api/jobs/{job_id})")
     return report
 
 
-@router.post("/api/analyses", response_model=AnalysisQueued, status_code=status.HTTP_202_ACCEPTED, tags=["jobs"],
+@router.post(UPLOAD_PATH, response_model=AnalysisQueued, status_code=status.HTTP_202_ACCEPTED, tags=["jobs"],
              dependencies=[Depends(require_writer)], summary="Upload a video and queue its analysis",
-             responses={401: {"description": "missing or wrong bearer token"},
-                        403: {"description": "write API disabled"}, 413: {"description": "file too large"},
-                        422: {"description": "bad camera, fps or file"}})
-def upload_analysis(video: UploadFile = File(description="the recorded video"),
-                    camera: str | None = Form(None, description="file the report under this camera (its ROI applies)"),
-                    fps: float = Form(5.0, description="frames per second to analyse"),
-                    state: DashboardState = Depends(get_state)) -> AnalysisQueued:
-    camera = camera.strip() or None if camera else None
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "multipart/form-data": {"schema": AnalysisForm.model_json_schema()}}}},
+             responses={**REDIS_UNAVAILABLE, **BODY_REFUSED, **WRITER_REFUSED,
+                        400: {"model": ErrorMessage, "description": "the multipart body cannot be parsed, or has "
+                                                                    "more than one file or two fields"},
+                        415: {"model": ErrorMessage, "description": "the body is not multipart/form-data"},
+                        422: {"model": ValidationErrors, "description": "bad camera, fps or video (detail names "
+                                                                        "the field)"}})
+async def upload_analysis(request: Request, state: DashboardState = Depends(get_state)) -> AnalysisQueued:
+    # No body parameters: FastAPI would read the whole form before the token check. require_writer has
+    # checked the token from the headers; only now is the body read, bounded by dashboard.bodylimits.
+    if request.headers.get("content-type", "").partition(";")[0].strip().lower() != "multipart/form-data":
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send the video as multipart/form-data, the "
+                            "file in a part named 'video'")
+    cap = upload_cap(state.settings)
+    try:
+        async with request.form(max_files=1, max_fields=2, max_part_size=FIELD_MAX) as form:
+            video, camera, fps = _form_values(form)
+            if (video.size or 0) > cap:
+                raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"the video is larger than "
+                                    f"{state.settings.upload_max_mb} MiB (MASKWATCH_UPLOAD_MAX_MB); analyse it with "
+                                    "`maskwatch analyze FILE`")
+            data = await video.read()
+    except ClientDisconnect:
+        log.info("upload abandoned: the client went away before sending the whole video")
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "the client went away mid-upload") from None
+    try:
+        job = await anyio.to_thread.run_sync(_queue_analysis, state, data, video.filename or "upload", camera, fps)
+    except JobInputError as exc:
+        raise unprocessable("body", "video", str(exc)) from None
+    return AnalysisQueued(job_id=job.id, status_url=f"/api/jobs/{job.id}", report_url=f"/api/analyses/{job.id}",
+                          page_url=f"/jobs/analyses/{job.id}")
+
+
+def upload_cap(settings: Settings) -> int:
+    """The largest video taken, bytes."""
+    return settings.upload_max_mb * 2**20
+
+
+def body_caps(settings: Settings) -> dict[tuple[str, str], int]:
+    """The body caps of this module's routes for :class:`dashboard.bodylimits.BodyLimits`: the upload's is the
+    video's cap and room for the form around it."""
+    return {("POST", UPLOAD_PATH): upload_cap(settings) + FORM_OVERHEAD}
+
+
+def _form_values(form: FormData) -> tuple[UploadFile, str | None, float]:
+    """The video, camera and fps of the upload form, checked; a 422 names the field that is wrong."""
+    video = form.get("video")
+    if not isinstance(video, UploadFile):
+        raise unprocessable("body", "video", "send the video as a file part named 'video'")
+    camera_field, fps_field = form.get("camera"), form.get("fps")
+    if isinstance(camera_field, UploadFile) or isinstance(fps_field, UploadFile):
+        raise unprocessable("body", "camera" if isinstance(camera_field, UploadFile) else "fps",
+                            "camera and fps are plain fields, not files")
+    camera = camera_field.strip() or None if camera_field else None
+    try:
+        fps = float(fps_field) if fps_field else AnalysisForm.model_fields["fps"].default
+    except ValueError:
+        raise unprocessable("body", "fps", f"fps must be a number, got {fps_field!r}") from None
     try:
         jobstore.check_analysis_options(camera, fps)
     except JobInputError as exc:
         raise unprocessable("body", "fps" if "fps" in str(exc) else "camera", str(exc)) from None
-    data = bytearray()
-    while chunk := video.file.read(UPLOAD_CHUNK):
-        data += chunk
-        if len(data) > jobstore.MAX_UPLOAD_BYTES:
-            raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"the video is larger than "
-                                f"{jobstore.MAX_UPLOAD_BYTES // 2**20} MiB; analyse it with `maskwatch analyze FILE`")
-    try:
-        source = jobstore.store_upload(state.r, state.keys, bytes(data), video.filename or "upload")
-    except JobInputError as exc:
-        raise unprocessable("body", "video", str(exc)) from None
-    job = jobstore.enqueue_analysis(state.r, state.settings.prefix, source, camera, fps)
-    return AnalysisQueued(job_id=job.id, status_url=f"/api/jobs/{job.id}", report_url=f"/api/analyses/{job.id}",
-                          page_url=f"/jobs/analyses/{job.id}")
+    return video, camera, fps
+
+
+def _queue_analysis(state: DashboardState, data: bytes, name: str, camera: str | None, fps: float) -> Job:
+    """Keep the video in Redis and queue its analysis (in a worker thread: the Redis client blocks)."""
+    source = jobstore.store_upload(state.r, state.keys, data, name)
+    return jobstore.enqueue_analysis(state.r, state.settings.prefix, source, camera, fps)
 
 
 def _job(state: DashboardState, job_id: str) -> Job:
@@ -120,10 +191,9 @@ def _job(state: DashboardState, job_id: str) -> Job:
 
 # --- pages
 
-def when(ms: int | None) -> str | None:
-    if not ms:
-        return None
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+def when(ms: int | None) -> Moment | None:
+    """A time in a table or page, shown by the browser in the viewer's zone in the pages' one format."""
+    return Moment(ms) if ms else None
 
 
 def pct(ratio: float | None) -> str | None:
@@ -165,8 +235,8 @@ def jobs_page(request: Request, state: DashboardState = Depends(get_state)) -> H
     s = state.settings
     alerts = Table("Compliance alerts", ["camera", "state", "since", "compliance", "judged by", "people", "faces",
                                          "times fired"],
-                   [[Link(a.camera, f"/cameras/{a.camera}"), a.state, when(a.since_ms), pct(a.compliance), a.basis,
-                     a.people, a.faces, a.episodes]
+                   [[Link(a.camera, f"/cameras/{a.camera}"), State(a.state), when(a.since_ms), pct(a.compliance),
+                     a.basis, a.people, a.faces, a.episodes]
                     for a in jobstore.alert_states(state.r, state.keys, cams)], "no cameras registered")
     deliveries = Table("Failed webhook deliveries", ["failed", "camera", "kind", "to", "tries", "error"],
                        [[when(d.failed_ms), d.camera, d.kind, d.url, d.attempts, d.error]
@@ -182,7 +252,7 @@ def jobs_page(request: Request, state: DashboardState = Depends(get_state)) -> H
     mode = write_mode(s)
     jobs = _job_tables(jobstore.jobs_overview(state.r, s.prefix, LIST_LIMIT))
     return render(request, "jobs_index.html", "Jobs", "Jobs", intro=intro, cameras=cams, write_mode=mode,
-                  enable_hint=ENABLE_HINT, tables=[alerts, *jobs, deliveries, reports])
+                  enable_hint=ENABLE_HINT, upload_max_mb=s.upload_max_mb, tables=[alerts, *jobs, deliveries, reports])
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.fields import FieldInfo
 
 from maskwatch.cameras import CameraConfig
+from maskwatch.keys import CAMERA_ID_PATTERN
 
 V = TypeVar("V")
 CameraState = Literal["online", "reconnecting", "offline"]
 WINDOWS = {"1m": 60, "15m": 900, "1h": 3600, "24h": 86_400}  # the overview's windows, label -> seconds
+# The latest time a query takes, epoch ms (9999-12-31T23:59:59.999Z): later ones are no capture time, and
+# past 2**64 - 1 Redis cannot even compare them with a stream entry id.
+MAX_EPOCH_MS = 253_402_300_799_999
 
 # Two kinds of figure (docs/dashboard.md): people, one count a tracked person by their voted label, and
 # observations, every face of every frame. JSON keys without "people" are the observations'.
@@ -73,7 +77,9 @@ class CameraSummary(PeopleFigures):
     faces: FacesByWindow = Field(description="faces detected per window (observations)")
     totals: Counters = Field(description="counters since the camera was added")
     enabled: bool = Field(description="false when the camera is registered but switched off")
-    error: str | None = Field(None, description="why the registered config cannot be used, if it cannot")
+    error: str | None = Field(None, description=(
+        "why the camera is not sending: its registered config cannot be used, or (enabled and not online) the "
+        "producer's last failure to open or read it; null otherwise"))
     quiet: bool = Field(False, description=(
         "online, but nothing has moved in front of it for a while: its frames are counted idle rather than sent, "
         "so no new frame is no fault"))
@@ -99,15 +105,37 @@ class Overview(BaseModel):
     thresholds: Thresholds = Field(description="colour thresholds from the settings")
     site: Site = Field(description="the headline figures of the whole site")
     cameras: list[CameraSummary] = Field(description="one entry per registered camera, by id")
+    alerts: list[FiringAlert] = Field(default_factory=list, description=(
+        "compliance alerts firing now, one per camera (empty when none is, or when `maskwatch jobs` does not run)"))
+    failing: list[ProcessInfo] = Field(default_factory=list, description=(
+        "children of `maskwatch up` that are failing now, were given up on (stopped with an error) or whose "
+        "supervisor stopped reporting, with their last error; empty when all run or the site does not run under "
+        "`maskwatch up`"))
+
+
+def _camera_schema(schema: dict[str, Any]) -> None:
+    """A camera model's schema as the API documents it: with the id's pattern (CameraConfig checks it in code), and
+    the ROI's tuple of four fractions as an array of four fractions, the same constraint in the form every OpenAPI
+    tool reads (``prefixItems`` is new in OpenAPI 3.1)."""
+    properties = schema.get("properties", {})
+    if "id" in properties:
+        properties["id"]["pattern"] = CAMERA_ID_PATTERN
+    for option in properties.get("roi", {}).get("anyOf", []):
+        if "prefixItems" in option:
+            option["items"] = option.pop("prefixItems")[0]  # four alike: x, y, w, h are each 0..1
 
 
 class CameraCreate(CameraConfig):
     """A camera to add. Unknown fields are refused; omitted ones take their defaults, fps, max_width and
     jpeg_quality the dashboard's settings (MASKWATCH_FPS, MASKWATCH_MAX_WIDTH, MASKWATCH_JPEG_QUALITY)."""
 
+    model_config = ConfigDict(json_schema_extra=_camera_schema)
+
 
 class CameraSettings(CameraConfig):
     """A registered camera's config as shown: credentials in the URL masked with ***."""
+
+    model_config = ConfigDict(json_schema_extra=_camera_schema)
 
 
 class CameraStatus(BaseModel):
@@ -156,6 +184,9 @@ class SeriesPoint(BaseModel):
     people_with_mask: int = Field(description="of them, people wearing a mask")
     people_without_mask: int = Field(description="of them, people not wearing a mask")
     people_compliance: float | None = Field(description=f"the {_PEOPLE_RATIO}")
+    partial: bool = Field(False, description=(
+        "the step is still filling (it ends after now): its figures will change, so a chart marks it and a "
+        "headline leaves it out"))
 
 
 class Series(BaseModel):
@@ -164,6 +195,9 @@ class Series(BaseModel):
     step_s: int = Field(description="length of one step, seconds (whole minutes)")
     thresholds: Thresholds = Field(description="colour thresholds from the settings")
     points: list[SeriesPoint] = Field(description="steps by capture time, oldest first; empty steps included")
+    data_since: int | None = Field(None, description=(
+        "start of the camera's first counted minute, epoch ms, when it falls inside the window (its statistics "
+        "begin there, so a chart starts there too); null when they begin before the window or there are none"))
 
 
 class PersonRecord(BaseModel):
@@ -204,6 +238,27 @@ class ViolationEvent(BaseModel):
     confidence: float | None = Field(None, description="with tracking: how sure the vote is that they wore no mask")
 
 
+class ViolationsPage(BaseModel):
+    violations: list[ViolationEvent] = Field(description="violations matching the filters, newest first")
+    next_before: str | None = Field(description=(
+        "pass as `before` for the next, older page; null when this page reached the oldest violation kept"))
+
+
+class FiringAlert(BaseModel):
+    """A camera's compliance alert while it fires (``mw:{cam}:alert``, moved by the side jobs)."""
+
+    camera: str = Field(description="camera id")
+    since: int = Field(description="when it fired, epoch ms")
+    compliance: float | None = Field(description="the figure judged at the last evaluation, 0..1")
+    basis: Literal["people", "observations"] = Field(description=(
+        "what was judged: people (tracked persons) when the window counted any, else face observations"))
+    people: int = Field(description="people counted in the alert window at the last evaluation")
+    faces: int = Field(description="faces seen in the alert window at the last evaluation")
+    threshold: float = Field(description="it fired below this compliance (MASKWATCH_ALERT_THRESHOLD)")
+    window_s: int = Field(description="the window judged, seconds (MASKWATCH_ALERT_WINDOW_S)")
+    evaluated: int = Field(description="when it was last evaluated, epoch ms")
+
+
 class Worker(BaseModel):
     id: str = Field(description="worker id (consumer name in the group)")
     host: str | None = Field(None, description="host name")
@@ -218,6 +273,31 @@ class Worker(BaseModel):
     last_seen: int | None = Field(None, description="time of the latest heartbeat, epoch seconds")
     alive: bool = Field(description="the heartbeat key exists (it expires when the worker stops beating)")
     cameras: list[str] = Field(default_factory=list, description="cameras whose worker lease it holds, by id")
+
+
+class Latency(BaseModel):
+    """Capture to result: from a frame's capture time (``ts``) to its result's commit (``done_ts``), over the
+    newest results of the results stream."""
+
+    p50_ms: int | None = Field(description="median, ms; null when no result is recent enough")
+    p95_ms: int | None = Field(description="95th percentile, ms; null when no result is recent enough")
+    samples: int = Field(description="results the percentiles are taken over")
+    window_s: int = Field(description="results committed this many seconds back at most are counted")
+
+
+class ProcessInfo(BaseModel):
+    """A child process of `maskwatch up`, as its supervisor last reported it (``mw:processes``)."""
+
+    name: str = Field(description="the child's name: producer, worker-1, jobs, dashboard...")
+    state: Literal["starting", "running", "failing", "stopped", "unknown"] = Field(description=(
+        "starting, running, failing (exited with an error and restarted with backoff), stopped (exited, not "
+        "restarted), or unknown (its supervisor stopped reporting: `maskwatch up` was killed)"))
+    pid: int | None = Field(description="process id; null while it waits to be restarted")
+    restarts: int = Field(description="times restarted since `maskwatch up` started")
+    last_error: str | None = Field(description="why it last exited: exit code and the end of its error output")
+    since: int = Field(description="when it entered this state (failing: its first failure in a row), epoch ms")
+    updated: int = Field(description="when its supervisor last reported, epoch ms")
+    supervisor: str = Field(description="the `maskwatch up` that runs it (host and process id)")
 
 
 class Queue(BaseModel):
@@ -245,6 +325,7 @@ class CameraFlow(BaseModel):
         "frames of this camera no worker has read yet; null when Redis cannot tell"))
     pending: int = Field(0, description="frames of this camera read by its worker but not yet acknowledged")
     worker: str | None = Field(None, description="id of the worker holding the camera; null when none does")
+    latency: Latency | None = Field(None, description="capture to result of this camera's newest results")
 
 
 class System(BaseModel):
@@ -255,6 +336,11 @@ class System(BaseModel):
     dead_lettered: int = Field(description="frames moved to the dead-letter stream since the start")
     dlq_length: int = Field(description="entries now in the dead-letter stream")
     cameras: list[CameraFlow] = Field(description="per camera: capture rate, sent, skipped and idle frames, lag")
+    latency: Latency | None = Field(None, description="capture to result, all cameras together")
+    processes: list[ProcessInfo] = Field(default_factory=list, description=(
+        "the child processes of `maskwatch up`, by name; empty when the site does not run under it"))
+    supervised: bool = Field(False, description=(
+        "a live `maskwatch up` runs this site's processes (it restarts them; start more with its flags)"))
 
 
 def _optional(f: FieldInfo) -> Any:
@@ -266,7 +352,7 @@ def _optional(f: FieldInfo) -> Any:
 # PATCH takes any subset of the camera's fields (id aside), with their ranges; derived so the two never drift apart.
 CameraPatch = create_model(
     "CameraPatch",
-    __config__=ConfigDict(extra="forbid"),
+    __config__=ConfigDict(extra="forbid", json_schema_extra=_camera_schema),
     __doc__="Fields to change; the others keep their values. Unknown fields are refused.",
     **{name: (_optional(f), Field(None, description=f.description))  # type: ignore[call-overload]
        for name, f in CameraConfig.model_fields.items() if name != "id"},
@@ -276,3 +362,21 @@ CameraPatch = create_model(
 class Health(BaseModel):
     status: str = Field(description="ok, ready, or unavailable")
     detail: str | None = Field(None, description="what is wrong, when something is")
+
+
+class ErrorMessage(BaseModel):
+    """An error the API answers with: what is wrong and, where it can, how to fix it."""
+
+    detail: str = Field(description="what is wrong")
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="where: body, query or path, then the field's name")
+    msg: str = Field(description="what is wrong with it")
+    type: str = Field(description="the kind of error, e.g. value_error")
+
+
+class ValidationErrors(BaseModel):
+    """A 422: the request is well-formed but a field is not (FastAPI's own shape)."""
+
+    detail: list[FieldError] = Field(description="one entry per field that is wrong")

@@ -11,7 +11,6 @@ import uvicorn
 from fastapi import FastAPI
 
 from dashboard.app import create_app
-from maskwatch.redaction import mask_url
 from maskwatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,11 +40,11 @@ def server_for(app: FastAPI, host: str, port: int) -> DashboardServer:
 def main(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> int:
     """Serve until SIGINT or SIGTERM (uvicorn's own handlers); logging is set up by the command line."""
     app = create_app(settings)
+    state = app.state.dashboard
     try:
-        app.state.dashboard.r.ping()
-    except redis.RedisError as exc:
-        log.warning("Redis at %s is not reachable yet (%s); pages show it as unavailable and /readyz answers 503 "
-                    "until it is", mask_url(settings.redis_url or ""), exc)
+        state.r.ping()
+    except redis.RedisError as exc:  # served all the same: the outage is said once, and once when it ends
+        state.redis_error(exc, "dashboard start")
     server = server_for(app, host, port)
     log.info("dashboard on http://%s:%d (API reference at /api-docs, metrics at /metrics)", host, port)
     try:

@@ -29,6 +29,7 @@ from typing import Annotated, Any
 import redis
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from maskwatch.camera_urls import check_syntax
 from maskwatch.exceptions import CameraError
 from maskwatch.keys import Keys, check_camera_id
 from maskwatch.redaction import mask_url
@@ -53,8 +54,10 @@ class CameraConfig(BaseModel):
 
     id: str = Field(description="1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
                     examples=["lobby"])
-    url: str = Field(min_length=1, description="rtsp://, http(s)://, a file path or a webcam index",
-                     examples=["rtsp://10.0.0.5/stream1"])
+    url: str = Field(min_length=1, description=(
+        "rtsp://, rtsps://, http:// or https:// with a host; a video file in the media folder (MASKWATCH_MEDIA_DIR; "
+        "a relative path is taken inside it); or a webcam index 0-99"),
+        examples=["rtsp://10.0.0.5/stream1"])
     fps: Fps = Field(_default("fps"), description="frames per second to capture (added without it: MASKWATCH_FPS)")
     max_width: FrameWidth = Field(_default("max_width"), description=(
         "scale frames down to at most this width (added without it: MASKWATCH_MAX_WIDTH)"))
@@ -80,9 +83,10 @@ class CameraConfig(BaseModel):
 
     @field_validator("url")
     @classmethod
-    def _url_not_blank(cls, url: str) -> str:
-        if not url.strip():
-            raise ValueError("must not be blank")
+    def _allowed_url(cls, url: str) -> str:
+        """The allow-list's URL half (:mod:`maskwatch.camera_urls`); the site's half runs where cameras are added."""
+        url = url.strip(" ")
+        check_syntax(url)
         return url
 
     @field_validator("roi")

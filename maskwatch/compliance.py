@@ -40,6 +40,7 @@ MINUTE_MS = 60_000
 DAY_MINUTES = 1440
 STATS_RETENTION_DAYS = 8  # the worker lets each day's hash expire after this; nothing older can be read
 STATS_TTL_S = STATS_RETENTION_DAYS * 86_400  # the TTL the worker's commit puts on a day's hash
+MAX_TS_MS = 253_402_300_800_000  # 10000-01-01 UTC: the first epoch ms without a yyyymmdd day
 # Round lengths of time (seconds) for series steps and axis ticks: every chart reads 1 min, 5 min, 1 h...
 ROUND_STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14_400, 21_600)
 
@@ -98,7 +99,19 @@ class Point:
 
 
 def bucket_of(ts_ms: int) -> tuple[str, int]:
-    """The stats day (``yyyymmdd``, UTC) and minute of that day (0..1439) of a capture time."""
+    """The stats day (``yyyymmdd``, UTC) and minute of that day (0..1439) of a capture time.
+
+    Raises ValueError naming the time when it has no calendar day (before 1970 or after 9999);
+    frames are refused long before that (:func:`maskwatch.codec.decode_frame` keeps capture
+    times within the statistics' retention).
+
+    >>> bucket_of(2**53)
+    Traceback (most recent call last):
+    ...
+    ValueError: capture time 9007199254740992 ms is outside 1970-9999: it has no statistics day
+    """
+    if not 0 <= ts_ms < MAX_TS_MS:
+        raise ValueError(f"capture time {ts_ms} ms is outside 1970-9999: it has no statistics day")
     return _day(ts_ms // MINUTE_MS // DAY_MINUTES), ts_ms // MINUTE_MS % DAY_MINUTES
 
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 SCHEMA_VERSION = 1
 WORKERS_GROUP = "workers"
 NOTIFIER_GROUP = "notifier"
-_CAMERA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+CAMERA_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # the API's schema shows it too
+_CAMERA_ID = re.compile(CAMERA_ID_PATTERN)
 
 
 def tag(cam: str) -> str:
@@ -27,7 +28,7 @@ def tag(cam: str) -> str:
 
 def check_camera_id(cam: str) -> str:
     """Camera ids become parts of keys and URLs: letters, digits, ``_ . -``, at most 64."""
-    if not isinstance(cam, str) or not _CAMERA_ID.match(cam):
+    if not isinstance(cam, str) or not _CAMERA_ID.fullmatch(cam):
         raise ValueError(f"camera id {cam!r} is not valid: use 1-64 letters, digits, '_', '.' or '-', "
                          "starting with a letter or digit")
     return cam
@@ -84,6 +85,10 @@ class Keys:
         """The camera's tracker state (JSON), written by the same commit as the frame it follows."""
         return self._k(tag(cam), "tracks")
 
+    def suspects(self, cam: str) -> str:
+        """Hash: entry id -> isolated attempts begun on a redelivered frame of the camera (poison or crash?)."""
+        return self._k(tag(cam), "suspects")
+
     @property
     def group(self) -> str:
         return WORKERS_GROUP
@@ -124,6 +129,11 @@ class Keys:
     @property
     def worker_pattern(self) -> str:
         return self._k("worker", "*")
+
+    @property
+    def processes(self) -> str:
+        """Hash: process name -> JSON state of each child ``maskwatch up`` runs (:mod:`maskwatch.processes`)."""
+        return self._k("processes")
 
     def member(self, role: str, member_id: str) -> str:
         """A producer's or a worker's lease heartbeat, so the members of a role count each other (fair share)."""

@@ -6,6 +6,8 @@
 * :class:`RedisOutage`: the one policy for Redis going away (docs/architecture.md, "Failure
   behaviour"): said once when it starts and once when it ends, calls retried with capped
   exponential backoff and full jitter, never a crash, never a busy loop, never a line per try.
+* :func:`wait_for_redis`: how a process starts when Redis is down: it waits under that policy
+  instead of exiting, so a Redis that comes up after the processes (or restarts) needs no restart.
 
 A loop that talks to Redis reads::
 
@@ -31,6 +33,9 @@ from types import FrameType
 
 import redis
 
+from maskwatch.exceptions import RedisUnavailable
+from maskwatch.redaction import mask_text
+
 log = logging.getLogger(__name__)
 
 # Redis cannot be reached (refused, reset, timed out, still loading its data): wait and try again.
@@ -42,7 +47,8 @@ class _ContextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         ctx = " ".join(f"{k}={getattr(record, k)}" for k in ("cam", "seq", "entry") if hasattr(record, k))
-        return f"{line} [{ctx}]" if ctx else line
+        # Callers mask what they log; this catches a URL with a secret from anywhere else (a library, a traceback).
+        return mask_text(f"{line} [{ctx}]" if ctx else line)
 
 
 def setup_logging(role: str, level: str = "INFO") -> None:
@@ -243,3 +249,27 @@ class RedisOutage:
             # Wake at the due time, or sooner to notice that another thread's try brought Redis back.
             stop.wait(min(max(0.0, self._next_try - self._clock()), 0.5))
         return False
+
+
+def wait_for_redis(r: redis.Redis, who: str, stop: StopSignal) -> bool:
+    """Block until Redis answers a PING (True), or until ``stop`` is set (False).
+
+    A process calls it before it starts work: with Redis down it waits rather than exits, said
+    once when the wait starts ("``who``: Redis at host:6379/0 is unreachable ...; waiting for it
+    before starting") and once when Redis answers, trying with :class:`RedisOutage`'s backoff.
+    A Redis that answers but refuses the client (a wrong password, a database that does not
+    exist) is no outage but a setting to fix: :class:`~maskwatch.exceptions.RedisUnavailable`.
+    """
+    outage = RedisOutage(who, redis_address(r), "waiting for it before starting")
+    while outage.turn(stop):
+        try:
+            r.ping()
+        except (redis.AuthenticationError, redis.exceptions.AuthorizationError, redis.ResponseError) as exc:
+            raise RedisUnavailable(f"Redis at {outage.where} refuses {who}: {exc}; check the password and the "
+                                   "database number in MASKWATCH_REDIS_URL") from None
+        except OUTAGE_ERRORS as exc:
+            outage.failed(exc)
+        else:
+            outage.ok()
+            return True
+    return False

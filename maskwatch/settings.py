@@ -19,6 +19,8 @@ maskwatch.exceptions.SettingsError: MASKWATCH_RUNTIME='tensorrt': Input should b
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -48,6 +50,20 @@ _Port = Annotated[int, Field(ge=0, le=65_535)]
 _Share = Annotated[float, Field(gt=0, le=1)]
 
 
+def _data_dir() -> Path:
+    """The platform's folder for an application's data, ``maskwatch`` in it: the default state folder.
+
+    Linux: ``$XDG_DATA_HOME/maskwatch`` or ``~/.local/share/maskwatch`` (the XDG base directories);
+    macOS: ``~/Library/Application Support/maskwatch``; Windows: ``%LOCALAPPDATA%\\maskwatch``.
+    """
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "maskwatch"
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "maskwatch"
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share") / "maskwatch"
+
+
 class Settings(BaseSettings):
     """Every setting of every process; ``repr`` leaves the secrets out, :meth:`safe_dict` masks them."""
 
@@ -57,8 +73,12 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, repr=False, description=(
         "Redis to use, e.g. redis://host:6379/0; unset: `maskwatch up` starts an embedded redis-server"))
     prefix: str = Field("mw", min_length=1, description="prefix of every Redis key")
-    state_dir: _UserPath = Field(Path(".maskwatch"), description=(
-        "where `maskwatch up` keeps the embedded Redis's files"))
+    state_dir: _UserPath = Field(_data_dir(), description=(
+        "where `maskwatch up` keeps its run file and the embedded Redis's files and log "
+        "(default: the platform's data folder, $XDG_DATA_HOME/maskwatch or ~/.local/share/maskwatch on Linux)"))
+    redis_max_memory_mb: int = Field(512, ge=16, le=1_048_576, description=(
+        "the embedded redis-server's memory cap in MB: past it, keys with an expiry (live frames, snapshots, "
+        "old statistics) are evicted soonest-to-expire first; its files on disk stay within about 3x this"))
 
     # --- models
     model_dir: _UserPath = Field(Path("~/.cache/maskwatch").expanduser(),
@@ -68,6 +88,11 @@ class Settings(BaseSettings):
     # --- dashboard
     api_token: str | None = Field(None, repr=False, description="bearer token of the write API")
     allow_no_token: bool = Field(False, description="allow the write API without a token (local use only)")
+    upload_max_mb: int = Field(256, ge=1, le=256, description=(
+        "largest video the dashboard takes for analysis, MiB; a bigger upload is cut off with 413 as soon as its "
+        "declared length or the bytes read pass it (at most 256: the video travels through Redis)"))
+    body_timeout_s: float = Field(30.0, gt=0, le=600, description=(
+        "a request body that sends nothing for this many seconds is cut off with 408 and its connection closed"))
     compliance_good: _Share = Field(0.9, description="compliance at or above this is shown green")
     compliance_warn: _Share = Field(0.7, description="compliance at or above this (below good) is amber, below it red")
 
@@ -83,6 +108,10 @@ class Settings(BaseSettings):
     frames_maxlen: int = Field(250, ge=1, description=(
         "frames each camera's stream keeps; at least 4x the lag threshold, so trimming never drops an unread frame"))
     reconnect_max_s: float = Field(30.0, gt=0, description="longest wait between reconnects to a camera, seconds")
+    media_dir: _UserPath | None = Field(None, description=(
+        "the folder file cameras read videos from (a relative path is taken inside it; nothing outside it is "
+        "opened); unset: no file cameras, except that `maskwatch up` sets it to the folder of the files "
+        "given with its --camera"))
     motion: bool = Field(True, description=(
         "send only frames with motion (with their regions) and a keyframe every motion_keyframe_s; "
         "false: send every frame whole"))
@@ -99,7 +128,15 @@ class Settings(BaseSettings):
         "YuNet's engine: opencv (cv2.FaceDetectorYN, CPU), onnx (ONNX Runtime, batched; CUDA with onnxruntime-gpu), "
         "torch (batched, pixels on the GPU); auto: torch when the classifier runs on CUDA, else opencv"))
     threads: int = Field(0, ge=0, le=1024, description="classifier intra-op threads (0: the runtime's choice)")
-    max_deliveries: int = Field(3, ge=1, description="deliveries of a failing frame before it is dead-lettered")
+    max_deliveries: int = Field(3, ge=1, le=100, description=(
+        "a frame redelivered after a crash is run alone; it is dead-lettered once this many of its lone attempts "
+        "ended with the worker dead (a frame that raises when run alone is dead-lettered at once)"))
+    consumer_idle_ms: int = Field(600_000, ge=1000, description=(
+        "consumers of a camera's group idle this long and holding no frame (workers gone) are removed by the "
+        "camera's worker"))
+    frame_max_age_s: float = Field(60.0, gt=0, description=(
+        "frames queued longer ago than this when a worker takes their camera (at its start, say after a failed "
+        "run) are dropped unanalysed, with a count in the log"))
     heartbeat_ttl_ms: int = Field(10_000, ge=100, description=(
         "a worker's heartbeat key expires after this long unrenewed"))
     results_maxlen: int = Field(10_000, ge=1, description="per-frame results the results stream keeps")
@@ -125,6 +162,11 @@ class Settings(BaseSettings):
         "a track not seen for this long ends (longer than motion_keyframe_s: people standing still)"))
     track_relook_ms: int = Field(500, ge=0, le=600_000, description=(
         "classify a tracked face again after this long (more looks make a surer vote; bench.quality --walking)"))
+    track_max_appearance: float = Field(0.45, gt=0, le=1, description=(
+        "a face whose colours lie farther than this (Hellinger distance of hue-saturation histograms) from a "
+        "track's is not that track's: people who cross keep their ids; 1: colours not used"))
+    person_min_frames: int = Field(3, ge=1, le=100, description=(
+        "a track seen in fewer frames is not counted as a person (a false detection, a face glimpsed at an edge)"))
 
     # --- vision (maskwatch/vision/detect.py; chosen with bench/quality.py, see docs/quality.md)
     det_score: float = Field(0.5, ge=0, le=1, description="YuNet confidence for a face, in the frame and the zoom pass")
@@ -143,7 +185,10 @@ class Settings(BaseSettings):
         "the square crop grows the face box by this share on each side (training crops are YuNet-box tight)"))
     mask_threshold: float = Field(0.5, ge=0, le=1, description="P(without_mask) above this is a violation")
 
-    # --- metrics ports (0: no metrics server)
+    # --- metrics and probes (0: no metrics server)
+    metrics_host: str = Field("127.0.0.1", min_length=1, description=(
+        "address the producer's, worker's and jobs runner's metrics and probe servers listen on; containers "
+        "set 0.0.0.0 so Prometheus and the kubelet reach them"))
     producer_metrics_port: _Port = Field(9101, description="the producer's Prometheus port (0: off)")
     worker_metrics_port: _Port = Field(9102, description="the worker's Prometheus port (0: off)")
     jobs_metrics_port: _Port = Field(9103, description="the side-job runner's Prometheus port (0: off)")
@@ -153,6 +198,11 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(None, repr=False, description="key of the webhooks' HMAC signature")
     webhook_tries: int = Field(5, ge=1, le=100, description="attempts per delivery before it is marked failed")
     webhook_backoff_s: float = Field(5.0, ge=0, description="wait before the 2nd attempt; each later wait is 4x longer")
+    webhook_timeout_s: float = Field(5.0, ge=0.5, le=30, description=(
+        "a webhook attempt fails when the receiver does not connect, accept the body or answer within this many "
+        "seconds (each); a receiver that trickles its answer is cut off at about 4x this"))
+    webhook_concurrency: int = Field(4, ge=1, le=64, description=(
+        "webhook deliveries a jobs runner makes at once, so one hung receiver holds up only its own"))
     dashboard_url: str | None = Field(None, description="public base URL, for absolute snapshot links in webhooks")
     alert_window_s: int = Field(300, ge=1, description="window over which an alert's compliance is measured, seconds")
     alert_threshold: _Share = Field(0.8, description="alert when a camera's compliance falls below this")
@@ -203,12 +253,12 @@ class Settings(BaseSettings):
 
     def safe_dict(self) -> dict[str, Any]:
         """The settings for logs and pages: secrets replaced, credentials in URLs masked."""
-        from maskwatch.redaction import mask_url
+        from maskwatch.redaction import mask_text
 
         out: dict[str, Any] = self.model_dump(mode="json")
         for name, value in out.items():
             if isinstance(value, str) and "://" in value:
-                out[name] = mask_url(value)
+                out[name] = mask_text(value)  # one URL or several (MASKWATCH_WEBHOOK_URL)
             elif value and not type(self).model_fields[name].repr:
                 out[name] = "***"
         return out

@@ -3,8 +3,9 @@
 open -> frames at the target fps -> skip (backpressure, Redis down), or gate on motion
 (:mod:`producer.gating`: idle frames are counted, not encoded) and downscale, encode, send; on
 any failure: state ``reconnecting``, wait a backoff with full jitter, open again. A file that
-ends without ``loop`` leaves the camera ``offline`` (detail ``ended``). Errors are masked before
-they reach the status hash or the log, and never stop the other cameras.
+ends without ``loop`` leaves the camera ``offline`` (detail ``ended``). Failures never stop the
+other cameras. The status hash gets a failure's ``reason`` (:class:`~maskwatch.camera_open.CaptureError`:
+a few fixed sentences that never tell how a network source failed), the log its ``detail``, masked.
 
 Frames skipped under backpressure are never retrieved, so the motion detector does not see them
 either: an overloaded box spends nothing on frames it drops, and the detector's background,
@@ -18,6 +19,8 @@ import threading
 
 import numpy as np
 
+from maskwatch.camera_open import CaptureError
+from maskwatch.camera_urls import UrlPolicy
 from maskwatch.cameras import CameraConfig
 from maskwatch.codec import Frame
 from maskwatch.redaction import mask_text, mask_url
@@ -27,7 +30,7 @@ from maskwatch.vision.motion import GateDecision, Region
 from producer.backpressure import Backpressure
 from producer.gating import CameraGating, scale_regions
 from producer.sink import FrameSink, NotLeaseHolder
-from producer.sources import Source, SourceError, Tick, open_source
+from producer.sources import Source, Tick, open_source
 from producer.status import OFFLINE, ONLINE, CameraStats
 
 log = logging.getLogger(__name__)
@@ -37,8 +40,9 @@ class CaptureLoop:
     """``keyframe_s`` None: no motion gating, every frame due is sent whole (a keyframe)."""
 
     def __init__(self, cam: CameraConfig, stats: CameraStats, sink: FrameSink, backpressure: Backpressure,
-                 reconnect_max_s: float, keyframe_s: float | None):
+                 reconnect_max_s: float, keyframe_s: float | None, policy: UrlPolicy):
         self.cam, self.stats, self.sink, self.backpressure = cam, stats, sink, backpressure
+        self.policy = policy
         self.keyframe_s = keyframe_s
         self.backoff = Backoff(base=min(0.5, reconnect_max_s), cap=reconnect_max_s)
         self._extra = {"cam": cam.id}
@@ -61,7 +65,7 @@ class CaptureLoop:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                source = open_source(self.cam)
+                source = open_source(self.cam, self.policy)
             except Exception as exc:  # noqa: BLE001 - any failure to open is the camera's, never the producer's
                 self._retry_after(exc)
                 continue
@@ -128,14 +132,16 @@ class CaptureLoop:
             self.stats.on_sent(ts_ms, key)
 
     def _retry_after(self, exc: Exception) -> None:
-        # A SourceError says what is wrong with the camera; anything else is named by its type too.
-        text = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
-        error = mask_text(text, self.cam.url)
+        if isinstance(exc, CaptureError):
+            reason, detail = exc.reason, exc.detail
+        else:  # a bug, not the camera: users see that much, the log the rest
+            reason, detail = "capture failed on an internal error (the producer's log has it)", repr(exc)
+        reason, detail = mask_text(reason, self.cam.url), mask_text(detail, self.cam.url)
         delay = self.backoff.next()
-        self.stats.on_reconnect(error)
+        self.stats.on_reconnect(reason)
         # Said loudly once per kind of failure; a camera that stays down repeats it quietly.
-        level = logging.WARNING if error != self._last_error else logging.INFO
-        self._last_error = error
-        log.log(level, "%s; reconnecting in %.1f s (attempt %d)", error, delay, self.backoff.attempts,
+        level = logging.WARNING if detail != self._last_error else logging.INFO
+        self._last_error = detail
+        log.log(level, "%s; reconnecting in %.1f s (attempt %d)", detail, delay, self.backoff.attempts,
                 extra=self._extra)
         self._stop.wait(delay)

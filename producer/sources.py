@@ -1,18 +1,22 @@
 """Open a camera URL and yield the frames to send, at the camera's target fps.
 
-Four kinds of source, told apart by the URL:
+What may be opened, and how, is the core's (:mod:`maskwatch.camera_urls`, :mod:`maskwatch.camera_open`):
+the URL passes the site's allow-list again at every open (the media folder, MaskWatch's own
+Redis), FFmpeg opens it with the protocols its kind allows, and an HTTP camera's redirects are
+checked one by one. Four kinds of source:
 
-* **live streams** (``rtsp://``, ``http(s)://`` video such as MJPEG, any other ``scheme://``, or a
-  webcam index like ``"0"``): every frame the camera sends is grabbed, so FFmpeg's buffer never
-  fills with stale frames, and only the frames due are retrieved (converted to BGR) and sent.
-  Network streams open and read under timeouts, so a stream that stalls raises
-  :class:`SourceError` and is reconnected instead of hanging forever;
+* **live streams** (``rtsp(s)://``, ``http(s)://`` video such as MJPEG, or a webcam index like
+  ``"0"``): every frame the camera sends is grabbed, so FFmpeg's buffer never fills with stale
+  frames, and only the frames due are retrieved (converted to BGR) and sent. Network streams open
+  and read under timeouts, so a stream that stalls raises :class:`CaptureError` and is reconnected
+  instead of hanging forever;
 * **snapshot URLs**: ``http(s)://`` URLs that answer with a single JPEG/PNG image (told by the
   response's content type), fetched once per frame due;
-* **video files**: played at their own frame rate in real time, so a file camera behaves like a
-  live one; with ``loop`` they restart at the end, otherwise they end.
+* **video files** in the media folder: played at their own frame rate in real time, so a file
+  camera behaves like a live one; with ``loop`` they restart at the end, otherwise they end.
 
-Error messages name the camera by its masked URL; the caller masks them again before they go out.
+A :class:`CaptureError`'s ``reason`` names the camera by its masked URL and never tells how a
+network source failed; its ``detail`` does, for the producer's log, where it is masked again.
 """
 
 from __future__ import annotations
@@ -24,13 +28,15 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 import cv2
 import httpx
 import numpy as np
 
+from maskwatch.camera_open import CaptureError, HttpSource, no_video, open_capture, open_http
+from maskwatch.camera_urls import Target, UrlPolicy
 from maskwatch.cameras import CameraConfig
+from maskwatch.exceptions import CameraError
 from maskwatch.redaction import mask_url
 from maskwatch.utils import now_ms
 from producer.pacing import MediaClock, Pacer
@@ -38,10 +44,6 @@ from producer.pacing import MediaClock, Pacer
 OPEN_TIMEOUT_MS = 10_000  # connecting and the first answer of a network stream
 READ_TIMEOUT_MS = 5_000  # a network stream that sends nothing for this long is reconnected
 FALLBACK_FPS = 25.0  # files whose container states no usable frame rate
-_IMAGE_TYPES = ("image/jpeg", "image/jpg", "image/png", "image/bmp", "image/webp")
-
-class SourceError(RuntimeError):
-    """The camera cannot be opened, or stopped delivering frames."""
 
 
 @dataclass(frozen=True)
@@ -57,84 +59,34 @@ class Tick:
 
 class Source(Protocol):
     def frames(self, stop: threading.Event) -> Iterator[Tick]:
-        """Ticks at the target fps until ``stop`` is set or the source ends; :class:`SourceError` on failure."""
+        """Ticks at the target fps until ``stop`` is set or the source ends; :class:`CaptureError` on failure."""
         ...
 
     def close(self) -> None: ...
 
 
-def source_kind(url: str) -> str:
-    """``webcam``, ``http`` (a video stream or a snapshot: the answer tells), ``stream`` or ``file``.
-
-    >>> [source_kind(u) for u in ("0", "http://cam/video.mjpg", "rtsp://cam/1", "/data/lobby.mp4")]
-    ['webcam', 'http', 'stream', 'file']
-    """
-    url = url.strip()
-    if url.isdigit():
-        return "webcam"
-    scheme = urlsplit(url).scheme.lower()
-    if scheme in ("http", "https"):
-        return "http"
-    return "stream" if "://" in url else "file"
-
-
-def open_source(cam: CameraConfig) -> Source:
-    """The source for ``cam``'s URL, opened; :class:`SourceError` says why it could not be."""
-    url = cam.url.strip()
-    kind = source_kind(url)
-    if kind == "webcam":
-        return LiveStream(_capture(int(url), f"webcam {url}", network=False), cam.fps, f"webcam {url}")
-    if kind == "file":
-        return VideoFile(Path(url).expanduser(), cam.fps, cam.loop)
-    label = mask_url(url)
-    if kind == "http" and _is_image(url, label):
-        return Snapshot(url, label, cam.fps)
-    return LiveStream(_capture(url, label, network=True), cam.fps, label)
-
-
-def _capture(target: str | int, label: str, network: bool) -> cv2.VideoCapture:
-    params = ([cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS]
-              if network else [])
-    # FFmpeg by name: OpenCV's fallback backends would otherwise print the raw URL, password included.
-    cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG if isinstance(target, str) else cv2.CAP_ANY, params)
-    if not cap.isOpened():
-        cap.release()
-        why = f" (refused, no answer within {OPEN_TIMEOUT_MS} ms, or not a video stream)" if network else ""
-        raise SourceError(f"cannot open {label}{why}")
-    return cap
-
-
-def _http_client(url: str) -> tuple[httpx.Client, str]:
-    """A client for ``url`` and the URL to ask it for.
-
-    Credentials move from the URL into HTTP basic auth, so that httpx's request log lines and
-    error messages never carry them.
-    """
-    parts = urlsplit(url)
-    auth = None
-    if parts.username is not None or parts.password is not None:
-        auth = httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
-        url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-    timeout = httpx.Timeout(READ_TIMEOUT_MS / 1000, connect=OPEN_TIMEOUT_MS / 1000)
-    return httpx.Client(auth=auth, timeout=timeout, follow_redirects=True), url
-
-
-def _is_image(url: str, label: str) -> bool:
-    """Ask the server what the URL serves (headers only): a single image, or anything else (a video stream)."""
-    client, bare = _http_client(url)
+def open_source(cam: CameraConfig, policy: UrlPolicy) -> Source:
+    """The source for ``cam``'s URL, opened; :class:`CaptureError` says why it could not be."""
     try:
-        with client, client.stream("GET", bare) as resp:
-            if resp.status_code >= 400:
-                raise SourceError(f"{label} answered HTTP {resp.status_code} {resp.reason_phrase}")
-            return resp.headers.get("content-type", "").split(";")[0].strip().lower() in _IMAGE_TYPES
-    except httpx.HTTPError as exc:
-        raise SourceError(f"cannot reach {label}: {type(exc).__name__}") from None
+        target = policy.target(cam.url)
+    except CameraError as exc:  # the site's allow-list says no (it may have changed since the camera was added)
+        raise CaptureError(str(exc)) from None
+    if target.kind == "file":
+        return VideoFile(Path(target.url), cam.fps, cam.loop)
+    label = f"webcam {target.url}" if target.kind == "webcam" else mask_url(cam.url)
+    if target.kind == "http":
+        source = open_http(cam.url, policy, label, OPEN_TIMEOUT_MS, READ_TIMEOUT_MS)
+        if source.image:
+            return Snapshot(source, label, cam.fps)
+        source.client.close()
+        target = Target("http", source.stream_url)
+    return LiveStream(open_capture(target, label, OPEN_TIMEOUT_MS, READ_TIMEOUT_MS), cam.fps, label)
 
 
 def _retrieve(cap: cv2.VideoCapture, label: str) -> np.ndarray:
     ok, image = cap.retrieve()
     if not ok or image is None:
-        raise SourceError(f"{label}: a frame could not be decoded")
+        raise CaptureError(f"{label}: a frame could not be decoded")
     return image
 
 
@@ -149,7 +101,7 @@ class LiveStream:
         while not stop.is_set():
             # grab() also decodes (H.264 frames depend on each other); retrieve() only converts to BGR.
             if not self.cap.grab():
-                raise SourceError(f"{self.label} stopped sending frames (closed, or nothing for {READ_TIMEOUT_MS} ms)")
+                raise CaptureError(f"{self.label} stopped sending frames (closed, or nothing for {READ_TIMEOUT_MS} ms)")
             ts = now_ms()
             if pacer.due(time.monotonic()):
                 yield Tick(ts, partial(_retrieve, self.cap, self.label))
@@ -159,15 +111,16 @@ class LiveStream:
 
 
 class VideoFile:
-    """A video file played in real time at its native frame rate; frames picked at the target fps."""
+    """A video file (its real path in the media folder) played in real time at its native frame rate."""
 
     def __init__(self, path: Path, fps: float, loop: bool):
-        if not path.is_file():
-            raise SourceError(f"video file {path} does not exist" if not path.exists() else f"{path} is not a file")
         self.path, self.fps, self.loop = path, fps, loop
-        self.cap = _capture(str(path), str(path), network=False)
+        self.cap = self._open()
         native = self.cap.get(cv2.CAP_PROP_FPS)
         self.native_fps = native if 1 <= native <= 240 else FALLBACK_FPS
+
+    def _open(self) -> cv2.VideoCapture:
+        return open_capture(Target("file", str(self.path)), str(self.path), OPEN_TIMEOUT_MS, READ_TIMEOUT_MS)
 
     def frames(self, stop: threading.Event) -> Iterator[Tick]:
         while True:
@@ -182,10 +135,10 @@ class VideoFile:
             if stop.is_set() or not self.loop:
                 return
             if index == 0:  # a loop over a file without frames would spin
-                raise SourceError(f"{self.path}: no frame could be read")
+                raise CaptureError(f"{self.path}: no frame could be read")
             # Reopening rewinds every container; seeking to frame 0 does not always.
             self.cap.release()
-            self.cap = _capture(str(self.path), str(self.path), network=False)
+            self.cap = self._open()
 
     def close(self) -> None:
         self.cap.release()
@@ -194,9 +147,9 @@ class VideoFile:
 class Snapshot:
     """A URL that serves one still image per request, fetched at the target fps."""
 
-    def __init__(self, url: str, label: str, fps: float):
+    def __init__(self, source: HttpSource, label: str, fps: float):
+        self.client, self.url = source.client, source.url
         self.label, self.period = label, 1.0 / fps
-        self.client, self.url = _http_client(url)
 
     def frames(self, stop: threading.Event) -> Iterator[Tick]:
         due = time.monotonic()
@@ -210,12 +163,14 @@ class Snapshot:
         try:
             resp = self.client.get(self.url)
         except httpx.HTTPError as exc:
-            raise SourceError(f"cannot reach {self.label}: {type(exc).__name__}") from None
+            raise CaptureError(no_video(self.label), f"cannot reach {self.label}: {type(exc).__name__}") from None
         if resp.status_code >= 400:
-            raise SourceError(f"{self.label} answered HTTP {resp.status_code} {resp.reason_phrase}")
+            raise CaptureError(no_video(self.label),
+                               f"{self.label} answered HTTP {resp.status_code} {resp.reason_phrase}")
         image = cv2.imdecode(np.frombuffer(resp.content, np.uint8), cv2.IMREAD_COLOR)
         if image is None:
-            raise SourceError(f"{self.label} sent {len(resp.content)} bytes that are not an image")
+            raise CaptureError(no_video(self.label),
+                               f"{self.label} sent {len(resp.content)} bytes that are not an image")
         return image
 
     def close(self) -> None:

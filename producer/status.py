@@ -3,7 +3,9 @@
 The status hash has no TTL: it is rewritten every second while a producer holds the camera, and
 its ``updated`` field tells a reader how fresh it is. Fields: ``state`` (online,
 reconnecting, offline; a quiet camera is ``online``), ``detail`` (why: connecting, ended,
-disabled, stopped), ``last_error`` (credentials masked), ``last_frame_ts`` (epoch ms, like a
+disabled, stopped), ``last_error`` (why the last open or read failed, as users may read it: the
+reason of a :class:`~maskwatch.camera_open.CaptureError`, credentials masked, which never tells
+how a network camera failed; the producer's log has that), ``last_frame_ts`` (epoch ms, like a
 frame's ``ts``, of the last frame sent), ``last_motion_ts`` (epoch ms of the last frame in which
 motion was seen; 0 before any, and always with motion gating off), ``fps`` (frames taken a
 second, sent or idle, over the last seconds), ``sent`` (frames sent, keyframes included),

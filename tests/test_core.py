@@ -39,7 +39,12 @@ def test_secrets_stay_out_of_safe_settings():
 
 
 def test_frame_and_result_round_trip():
-    f = Frame(cam="gate", seq=3, ts=1, w=2, h=2, jpg=b"\xff\xd8\x00")
+    import numpy as np
+
+    from maskwatch.utils import now_ms
+    from maskwatch.vision.jpeg import encode_jpeg
+
+    f = Frame(cam="gate", seq=3, ts=now_ms(), w=2, h=2, jpg=encode_jpeg(np.zeros((2, 2, 3), np.uint8)))
     entry = {k.encode(): str(v).encode() if not isinstance(v, bytes) else v for k, v in encode_frame(f).items()}
     assert decode_frame(entry) == f
     r = Result(cam="gate", seq=3, ts=1, done_ts=2, faces=[Face((1, 2, 3, 4), "without_mask", 0.875)], worker="w")

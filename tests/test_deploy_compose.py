@@ -20,7 +20,7 @@ from maskwatch.cli.camera import load_camera_file
 from tests.support.deploy import COMPOSE_FILE, ROOT, load_compose, maskwatch_args, metrics_port, settings_fields
 
 SCHEMA = json.loads((ROOT / "tests/data/compose-spec/compose-spec.json").read_text())
-LONG_RUNNING = ("producer", "worker", "worker-gpu", "dashboard", "jobs")  # services that serve /healthz and /metrics
+LONG_RUNNING = ("producer", "worker", "worker-gpu", "dashboard", "jobs", "analysis")  # with probes and /metrics
 
 
 def interpolate(value: Any) -> Any:

@@ -122,7 +122,9 @@ def test_probes_and_prometheus_annotations_use_the_port_each_process_serves(over
             get = container[probe]["httpGet"]
             assert ports.get(get["port"], get["port"]) == port, \
                 f"{workload['metadata']['name']}: {probe} on the wrong port"
-            assert get["path"] in {"/healthz", "/readyz"}
+            # Liveness must not read Redis: a Redis outage would restart every pod into a crash loop.
+            assert get["path"] == {"livenessProbe": "/livez", "readinessProbe": "/readyz"}[probe], \
+                f"{workload['metadata']['name']}: {probe} reads {get['path']}"
         annotations = workload["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true"
         assert int(annotations["prometheus.io/port"]) == port

@@ -8,10 +8,12 @@ When a worker takes a camera, the frames its previous holder read but never comm
 under that holder's name: they are claimed at once (``XCLAIM`` with no idle time: the lease says
 the holder is gone), read back in order from this consumer's pending list (id ``0``), and
 only then are new frames read (``>``). The same replay follows a batch that failed half-way.
+Frames queued too long ago, say by a run that failed, are dropped first (:mod:`worker.stale`).
 
 A batch takes at most ``ceil(batch_size / cameras)`` frames of each camera, so a camera with a
 backlog cannot starve the others, and is flushed when full or ``max_wait_ms`` after its first
-frame. Each entry carries its delivery count, so frames that keep failing are dead-lettered.
+frame. Each entry carries its delivery count: a frame read again (its worker died, or its batch
+broke off) is run alone (:mod:`worker.suspects`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import redis
 from maskwatch.keys import Keys
 from maskwatch.streams import ensure_group
 from maskwatch.utils import text
+from worker.stale import StaleFrames
 
 log = logging.getLogger(__name__)
 CLAIM_COUNT = 1000  # pending entries listed per call when a camera is taken over
@@ -44,8 +47,10 @@ class FrameSource:
     """The frames of the held cameras: ``add`` a camera when its lease is taken, ``remove`` it when lost."""
 
     def __init__(self, r: redis.Redis, keys: Keys, consumer: str, batch_size: int, max_wait_ms: int,
-                 idle_block_ms: int = 500):
+                 idle_block_ms: int = 500, max_age_ms: int = 0):
         self.r, self.keys, self.consumer = r, keys, consumer
+        # Frames queued longer ago than max_age_ms when a camera is taken are dropped (0: none are).
+        self.stale = StaleFrames(r, keys, consumer, max_age_ms) if max_age_ms else None
         self.batch_size, self.max_wait_ms, self.idle_block_ms = batch_size, max_wait_ms, idle_block_ms
         self.cams: set[str] = set()
         self._replay: set[str] = set()  # cameras whose pending frames are read back before new ones
@@ -64,6 +69,8 @@ class FrameSource:
             if len(page) < CLAIM_COUNT:
                 break
             start = "(" + text(page[-1]["message_id"])
+        if self.stale is not None:
+            self.stale.drop(cam)
         self.cams.add(cam)
         self._replay.add(cam)
         if claimed:

@@ -5,6 +5,7 @@ The dashboard lists live workers from these keys; a worker that dies simply expi
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -15,6 +16,8 @@ import redis
 
 from maskwatch.keys import Keys
 from maskwatch.service import RedisOutage, redis_address
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Heartbeat(threading.Thread):
 
     def run(self) -> None:
         last_t, last_frames, last_crops = time.monotonic(), 0, 0
+        refused = False  # the last write was refused (logged once until one is taken)
         while not self.stopping.wait(self.interval_s):
             now = time.monotonic()
             with self.counts.lock:
@@ -55,10 +59,18 @@ class Heartbeat(threading.Thread):
             last_t, last_frames, last_crops = now, frames, crops
             if not self.outage.may_try():  # Redis is down, and the worker's loop tries it meanwhile
                 continue
-            with self.outage.guard(), self.r.pipeline(transaction=True) as p:
-                p.hset(self.key, mapping={k: str(v) for k, v in fields.items()})
-                p.pexpire(self.key, self.ttl_ms)
-                p.execute()
+            try:
+                with self.outage.guard(), self.r.pipeline(transaction=True) as p:
+                    p.hset(self.key, mapping={k: str(v) for k, v in fields.items()})
+                    p.pexpire(self.key, self.ttl_ms)
+                    p.execute()
+            except redis.RedisError as exc:  # refused, say out of memory: the thread (and /healthz) must live on
+                if not refused:
+                    log.warning("heartbeat %s refused by Redis (%s); retried every %.0f s, the dashboard may show "
+                                "the worker gone meanwhile", self.worker_id, exc, self.interval_s)
+                refused = True
+            else:
+                refused = False
 
     def stop(self) -> None:
         self.stopping.set()

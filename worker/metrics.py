@@ -14,8 +14,21 @@ class WorkerMetrics:
         self.frames = Counter("maskwatch_worker_frames_total", "Frames this worker counted (acknowledged and written)",
                               registry=r)
         self.faces = Counter("maskwatch_worker_faces_total", "Faces this worker classified", ["label"], registry=r)
-        self.dead_lettered = Counter("maskwatch_worker_dead_lettered_total",
-                                     "Frames this worker moved to the dead-letter stream", ["reason"], registry=r)
+        self.dead_lettered = Counter(
+            "maskwatch_worker_dead_lettered_total",
+            "Frames this worker moved to the dead-letter stream, by reason: malformed (the codec refused a field), "
+            "camera (the entry names another camera than its stream's), failed (raised when run alone), "
+            "killed (the worker died on each of its isolated attempts)", ["reason"], registry=r)
+        self.errors = Counter("maskwatch_worker_errors_total",
+                              "Batches or lease ticks that failed and were retried, their frames left pending, by "
+                              "cause: redis_oom (Redis out of memory), redis (another Redis error), exception",
+                              ["cause"], registry=r)
+        self.isolated = Counter("maskwatch_worker_isolated_frames_total",
+                                "Frames run alone (redelivered after a crash, or of a batch that failed) to tell a "
+                                "poison frame from a crashed worker", registry=r)
+        self.consumers_removed = Counter("maskwatch_worker_consumers_removed_total",
+                                         "Consumers long idle and holding no frame removed from the cameras' groups",
+                                         registry=r)
         self.duplicates = Counter("maskwatch_worker_duplicates_total",
                                   "Frames processed but already acknowledged by another worker (not counted)",
                                   registry=r)

@@ -5,8 +5,10 @@ tracking (:mod:`worker.tracks`), a face is classified only when its track asks f
 labelled with its track's vote; without, every face of every frame is classified. Either way the
 crops of the whole batch go through the classifier in one forward pass.
 
-Entries that cannot be decoded come back as failures (entry, reason) for the dead-letter stream;
-they never stop the rest of the batch.
+Entries that the codec refuses, or whose JPEG decodes to another size than its header said, come
+back as failures (entry, error) for the dead-letter stream; they never stop the rest of the batch.
+An entry must name the camera of the stream it was read from, so a frame is only ever counted for
+the registered camera whose stream the worker holds.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class BatchOutput:
     outcomes: list[Outcome] = field(default_factory=list)
-    failures: list[tuple[Entry, str]] = field(default_factory=list)
+    failures: list[tuple[Entry, MessageError]] = field(default_factory=list)
     # per camera, the newest frame with its faces, for the live view
     newest: dict[str, tuple[Frame, np.ndarray, list[Face]]] = field(default_factory=dict)
     privacy: dict[str, Privacy] = field(default_factory=dict)  # per camera of the batch
@@ -49,11 +51,16 @@ class BatchOutput:
 
 
 def _decode(entry: Entry) -> tuple[Frame, np.ndarray]:
-    frame = decode_frame(entry.fields)
+    """The frame (every field bounded, its size matched against its JPEG's header) and its pixels."""
+    frame = decode_frame(entry.fields, cam=entry.cam)
     try:
-        return frame, decode_jpeg(frame.jpg)
+        image = decode_jpeg(frame.jpg)
     except DecodeError as exc:
         raise MessageError("frame", "jpg", f"is not a decodable JPEG ({exc})") from None
+    if image.shape[:2] != (frame.h, frame.w):
+        raise MessageError("frame", "jpg", f"decoded to {image.shape[1]}x{image.shape[0]}, "
+                                           f"not the declared {frame.w}x{frame.h}")
+    return frame, image
 
 
 class Processor:
@@ -71,7 +78,7 @@ class Processor:
         t0 = time.perf_counter()
         mapper = self.executor.map if self.executor is not None else map
         for entry, got in zip(entries, mapper(_try_decode, entries)):
-            if isinstance(got, str):
+            if isinstance(got, MessageError):
                 out.failures.append((entry, got))
             else:
                 decoded.append((entry, *got))
@@ -135,8 +142,8 @@ class Processor:
         return event, snapshot(privacy.snapshot(image, result.faces, worst.box), result.faces)
 
 
-def _try_decode(entry: Entry) -> tuple[Frame, np.ndarray] | str:
+def _try_decode(entry: Entry) -> tuple[Frame, np.ndarray] | MessageError:
     try:
         return _decode(entry)
     except MessageError as exc:
-        return str(exc)
+        return exc

@@ -7,7 +7,8 @@ detection runs in two stages:
 
 1. **Frame pass.** The frame, enlarged by up to ``upscale`` (never past ``max_side`` pixels on
    the long side), through YuNet with a very low threshold (``zoom_score``): every face and some
-   clutter come back as candidates. Those scoring ``score`` or more are faces.
+   clutter come back as candidates. Those scoring ``score`` or more are faces. A frame longer
+   than ``WORK_SIDE`` is shrunk to it instead, so an 8K frame costs what a 1080p one does.
 2. **Zoom pass.** Each remaining candidate small enough to gain from a closer look and not
    on the head of a face already found (at most ``max_zooms``, best first) is cut out with some
    context and enlarged so the face is ``zoom_px`` pixels; all these tiles go through YuNet
@@ -40,6 +41,9 @@ HEAD = 0.4  # a found face's head: its box grown by this share of its size on ea
 REGION_PAD = 0.25  # a motion region is searched with this share of its size around it as context...
 REGION_MIN_PAD = 32  # ...and at least this many pixels
 REGION_MAX_SHARE = 0.6  # windows covering more of the frame than this: search the whole frame
+# The frame pass never looks at more than this on the long side: a larger frame (8K, or a window of
+# one) is shrunk to it, so its cost is bounded; the zoom pass still cuts its tiles at full resolution.
+WORK_SIDE = 1920
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ class FaceDetector:
         """This thread's YuNet for ``role`` ("frame" or "zoom"), set to a ``w`` x ``h`` input."""
         nets = self._local.__dict__.setdefault("nets", {})
         if role not in nets:
-            nets[role] = [cv2.FaceDetectorYN.create(self.model_path, "", (w, h), score, self.nms, self.top_k), (w, h)]
+            nets[role] = [_create_yunet(self.model_path, (w, h), score, self.nms, self.top_k), (w, h)]
         net, size = nets[role]
         if size != (w, h):
             net.setInputSize((w, h))
@@ -87,6 +91,16 @@ class FaceDetector:
     def scale_for(self, w: int, h: int) -> float:
         """The enlargement applied to a ``w`` x ``h`` frame before the frame pass."""
         return max(1.0, min(self.upscale, self.max_side / max(w, h)))
+
+    def work_scale(self, w: int, h: int) -> float:
+        """:meth:`scale_for`, but a frame longer than :data:`WORK_SIDE` is shrunk to it (a factor under 1).
+
+        >>> d = FaceDetector.__new__(FaceDetector)  # the arithmetic only: no model loaded
+        >>> d.upscale, d.max_side = 2.0, 960
+        >>> d.work_scale(640, 360), d.work_scale(1280, 720), d.work_scale(7680, 4320)
+        (1.5, 1.0, 0.25)
+        """
+        return min(self.scale_for(w, h), WORK_SIDE / max(w, h))
 
     def detect(self, image: np.ndarray, regions: Sequence[Region] | None = None) -> list[Detection]:
         """Faces in the frame; given motion ``regions`` (frame pixels), faces within them only.
@@ -143,9 +157,10 @@ class FaceDetector:
     def _frame_pass(self, image: np.ndarray) -> list[tuple[Box, float]]:
         """Every box YuNet gives on the (enlarged) frame at the candidate threshold, best first, in frame pixels."""
         h, w = image.shape[:2]
-        scale = self.scale_for(w, h)
-        if scale > 1.0:
-            image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_LINEAR)
+        scale = self.work_scale(w, h)
+        if scale != 1.0:
+            image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                               interpolation=cv2.INTER_LINEAR if scale > 1.0 else cv2.INTER_AREA)
         ih, iw = image.shape[:2]
         threshold = self.zoom_score if self.zoom_score > 0 else self.score
         _, rows = self._net("frame", iw, ih, threshold).detect(image)
@@ -173,6 +188,29 @@ class FaceDetector:
             if face is not None:
                 out.append((face, float(row[-1])))
         return out
+
+
+_QUIET = threading.Lock()  # OpenCV's log level is process-wide: one creation at a time lowers and restores it
+
+
+def _create_yunet(model: str, size: tuple[int, int], score: float, nms: float, top_k: int) -> cv2.FaceDetectorYN:
+    """``cv2.FaceDetectorYN.create`` without OpenCV 5's warning.
+
+    ``create`` always sets the network's target, and OpenCV 5's new graph engine answers with a
+    "Targets are not supported" warning, once per detector, so once per worker thread and per
+    `predict`: noise that no argument avoids (the CPU target is what runs). Only warnings are held
+    back, and only during the call.
+    """
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is None:
+        return cv2.FaceDetectorYN.create(model, "", size, score, nms, top_k)
+    with _QUIET:
+        level = logging.getLogLevel()
+        logging.setLogLevel(min(level, logging.LOG_LEVEL_ERROR))
+        try:
+            return cv2.FaceDetectorYN.create(model, "", size, score, nms, top_k)
+        finally:
+            logging.setLogLevel(level)
 
 
 def zoom_window(box: Box, zoom_px: int, t: int) -> tuple[float, float, float]:

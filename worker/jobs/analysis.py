@@ -113,6 +113,9 @@ class Analysis:
         done = 0
         batch: list[tuple[int, np.ndarray]] = []
         for _, index, image in items:
+            if self.ctx.stop is not None and self.ctx.stop.stopping:
+                raise AnalysisError(f"stopped after {done} frames: the jobs runner is shutting down; "
+                                    "queue the video again")
             if image is not None:
                 batch.append((index, image))
             if len(batch) >= max(1, self.s.batch_size):

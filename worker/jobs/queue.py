@@ -17,6 +17,7 @@ import redis
 from maskwatch import jobstore
 from maskwatch.keys import Keys
 from maskwatch.redis_conn import connect
+from maskwatch.service import StopSignal
 from maskwatch.settings import Settings
 from worker.jobs.metrics import JobsMetrics
 
@@ -30,6 +31,7 @@ class JobContext:
     r: redis.Redis
     keys: Keys = field(init=False)
     metrics: JobsMetrics = field(default_factory=JobsMetrics, init=False)
+    stop: StopSignal | None = field(default=None, init=False)  # the runner's: long jobs end early once it is set
     _pipeline: Pipeline | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 

@@ -10,10 +10,19 @@ What they carry: the notification's JSON (``type`` violation or alert, camera, t
 ms of this attempt), signed in ``X-MaskWatch-Signature`` (see :mod:`maskwatch.signing` for how a
 receiver verifies it and rejects replays).
 
-Failures: a connection error or a non-2xx answer fails the attempt; RQ retries it after
+Failures: a connection error, a receiver that does not connect, take the body or answer within
+``MASKWATCH_WEBHOOK_TIMEOUT_S``, or a non-2xx answer fails the attempt; RQ retries it after
 ``MASKWATCH_WEBHOOK_BACKOFF_S`` (whole seconds), then 4x longer each time, up to ``MASKWATCH_WEBHOOK_TRIES``
 attempts. The last failure records the delivery in ``mw:deliveries`` (the dashboard lists it)
 and counts it in the runner's metrics.
+
+Once per attempt: a delivery id reaches a receiver once per attempt (``attempt`` in the body). An
+attempt's HTTP deadlines end it well within its RQ job timeout (:func:`job_timeout_s`; that
+timeout cuts off a receiver that trickles its answer), and RQ retries a job it finds abandoned only
+a minute after that timeout, so no retry starts while its attempt may still reach the receiver. A
+receiver that got an attempt but answered too late sees the id again with the next attempt: it
+dedupes on ``delivery_id``. Deliveries run several at once (``MASKWATCH_WEBHOOK_CONCURRENCY``, see
+:mod:`worker.jobs.runner`), so a receiver that hangs holds up only its own.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import httpx
 import redis
 from rq import Retry, get_current_job
 from rq.job import Job
+from rq.timeouts import JobTimeoutException
 
 from maskwatch import __version__, jobstore
 from maskwatch.exceptions import MaskWatchError
@@ -43,7 +53,6 @@ from worker.jobs.queue import context
 
 log = logging.getLogger(__name__)
 DELIVER_FUNC = "worker.jobs.webhooks.deliver"
-TIMEOUT_S = 10.0
 BACKOFF_FACTOR = 4
 _IDS = uuid.UUID("6f1d2c1e-0a5b-4a8e-9a51-3f2b7c9d4e10")  # namespace of delivery ids
 
@@ -97,6 +106,15 @@ def retry_intervals(s: Settings) -> list[int]:
     return [math.ceil(s.webhook_backoff_s * BACKOFF_FACTOR**i) for i in range(s.webhook_tries - 1)]
 
 
+def job_timeout_s(s: Settings) -> int:
+    """RQ's limit on one attempt: past connect, send and answer deadlines (``webhook_timeout_s`` each).
+
+    >>> job_timeout_s(Settings(webhook_timeout_s=5))
+    25
+    """
+    return math.ceil(4 * s.webhook_timeout_s) + 5
+
+
 def iso(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -109,7 +127,7 @@ class Notifier:
         if self.targets and not s.webhook_secret:
             raise WebhookConfigError("MASKWATCH_WEBHOOK_URL is set but MASKWATCH_WEBHOOK_SECRET is not: every delivery "
                                      "is signed, so set a secret shared with the receivers")
-        self.r, self.prefix = r, s.prefix
+        self.r, self.prefix, self.job_timeout_s = r, s.prefix, job_timeout_s(s)
         self.queue = jobstore.queue(r, s.prefix, jobstore.NOTIFY)
         intervals = retry_intervals(s)
         self.retry = Retry(max=len(intervals), interval=intervals) if intervals else None
@@ -134,7 +152,7 @@ class Notifier:
                 continue
             delivery = {"id": delivery_id, "kind": kind, "camera": camera, "url": url, "payload": dict(payload)}
             self.queue.enqueue(DELIVER_FUNC, kwargs={"delivery": delivery}, job_id=delivery_id, retry=self.retry,
-                               job_timeout=int(TIMEOUT_S * 3), result_ttl=jobstore.JOB_RESULT_TTL_S,
+                               job_timeout=self.job_timeout_s, result_ttl=jobstore.JOB_RESULT_TTL_S,
                                failure_ttl=jobstore.JOB_FAILURE_TTL_S,
                                description=f"{kind} webhook for {camera} to {mask_url(url)}")
             ids.append(delivery_id)
@@ -153,11 +171,13 @@ def deliver(delivery: dict[str, Any]) -> dict[str, Any]:
     headers = {"Content-Type": "application/json", "User-Agent": f"MaskWatch/{__version__}",
                HEADER: sign(body, s.webhook_secret or "")}
     try:
-        response = httpx.post(url, content=body, headers=headers, timeout=TIMEOUT_S)
+        response = httpx.post(url, content=body, headers=headers, timeout=s.webhook_timeout_s)
         if not response.is_success:
             raise DeliveryError(f"{mask_url(url)} answered HTTP {response.status_code}")
-    except (httpx.HTTPError, DeliveryError) as exc:
-        error = str(exc) if isinstance(exc, DeliveryError) else f"{mask_url(url)}: {type(exc).__name__}: {exc}"
+    except (httpx.HTTPError, DeliveryError, JobTimeoutException) as exc:
+        error = (str(exc) if isinstance(exc, DeliveryError) else
+                 f"{mask_url(url)}: no whole answer within {job_timeout_s(s)} s" if isinstance(exc, JobTimeoutException)
+                 else f"{mask_url(url)}: {type(exc).__name__}: {exc}")
         ctx.metrics.attempts_failed.labels(kind).inc()
         if retries_left == 0:
             jobstore.record_failed_delivery(ctx.r, ctx.keys, jobstore.FailedDelivery(
