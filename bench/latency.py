@@ -189,7 +189,7 @@ def trial(url: str, path: str, mix: str, videos: list[Path], args: argparse.Name
     env = child_env(MASKWATCH_REDIS_URL=url, MASKWATCH_PREFIX=prefix, MASKWATCH_MODEL=str(model_path()),
                     MASKWATCH_PRODUCER_METRICS_PORT="0", MASKWATCH_WORKER_METRICS_PORT="0",
                     MASKWATCH_JOBS_METRICS_PORT="0", MASKWATCH_LOG_LEVEL="WARNING",
-                    MASKWATCH_STATE_DIR=str(logdir / prefix), **PATHS[path])
+                    MASKWATCH_STATE_DIR=str(logdir / prefix), MASKWATCH_MEDIA_DIR=str(logdir), **PATHS[path])
     cmd = ["-m", "maskwatch", "up", "--loop", "--fps", str(args.fps), "--workers", str(args.workers),
            "--no-dashboard", "--no-jobs"] + [a for cam, v in zip(cams, videos) for a in ("--camera", f"{cam}={v}")]
     if args.batch_size:

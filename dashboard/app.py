@@ -12,8 +12,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from dashboard import api, apidocs, health, jobs_views, live, manage, metrics, pages
+from dashboard import api, apidocs, health, jobs_views, live, manage, metrics, pages, violations
 from dashboard.auth import log_write_mode, write_mode
+from dashboard.bodylimits import JSON_BODY_MAX, BodyLimits
 from dashboard.state import DashboardState
 from dashboard.templating import render
 from maskwatch import __version__
@@ -44,15 +45,17 @@ def create_app(settings: Settings) -> FastAPI:
                   docs_url=None, redoc_url=None)  # /docs and /redoc load their scripts from a CDN
     app.state.dashboard = state
     app.state.metrics = metrics.registry_for(state)
-    app.state.nav = [("Overview", "/"), ("System", "/system")]
+    app.state.nav = [("Overview", "/"), ("Violations", "/violations"), ("System", "/system")]
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (health, api, manage, live, metrics, pages, apidocs, jobs_views):
+    for module in (health, api, manage, live, metrics, pages, violations, apidocs, jobs_views):
         app.include_router(module.router)
     app.state.nav += [("Jobs", "/jobs"), ("API", "/api-docs")]
+    app.add_middleware(BodyLimits, max_bytes=JSON_BODY_MAX, idle_s=settings.body_timeout_s,
+                       routes=jobs_views.body_caps(settings))
 
     @app.exception_handler(redis.RedisError)
     async def redis_unavailable(request: Request, exc: redis.RedisError) -> Response:
-        log.warning("Redis error on %s: %s", request.url.path, exc)
+        state.redis_error(exc, request.url.path)
         if "text/html" in request.headers.get("accept", ""):  # a person at a browser, not an API client
             return render(request, "message.html", "Redis unavailable", "", status_code=503,
                           message=f"The dashboard cannot read Redis ({exc}). This page works again as soon as "

@@ -15,7 +15,6 @@ by themselves if the stream drops.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import cast
@@ -32,7 +31,6 @@ from maskwatch.codec import decode_result
 from maskwatch.exceptions import MessageError
 from maskwatch.utils import now_ms
 
-log = logging.getLogger(__name__)
 router = APIRouter(tags=["live"])
 TICK_S = 1.0
 TOPICS = ("overview", "results", "violations", "system")
@@ -105,9 +103,10 @@ def _tick(state: DashboardState, follower: Follower, topics: set[str]) -> list[s
             messages += [_sse("violation", v) for v in follower.new_violations(state)]
         if "system" in topics:
             messages.append(_sse("system", system_reader.system(state, now_ms()).model_dump_json()))
+        state.outage.ok()
         return messages
     except redis.RedisError as exc:
-        log.warning("live updates: cannot read Redis: %s", exc)
+        state.redis_error(exc, "live updates")
         return [_sse("unavailable", json.dumps({"detail": f"Redis: {exc}"}))]
 
 

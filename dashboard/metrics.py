@@ -8,7 +8,6 @@ If Redis cannot be read, the scrape still succeeds with ``maskwatch_redis_up 0``
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 
 import redis
@@ -22,7 +21,6 @@ from dashboard.models import Compliance
 from dashboard.state import DashboardState
 from maskwatch.utils import now_ms
 
-log = logging.getLogger(__name__)
 router = APIRouter(tags=["metrics"])
 
 
@@ -33,8 +31,9 @@ class RedisCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         try:
             metrics = list(self._read())
+            self.state.outage.ok()
         except redis.RedisError as exc:
-            log.warning("/metrics: cannot read Redis: %s", exc)
+            self.state.redis_error(exc, "/metrics")
             metrics = []
         yield GaugeMetricFamily("maskwatch_redis_up", "1 if the dashboard could read Redis for this scrape",
                                 value=1 if metrics else 0)

@@ -21,6 +21,7 @@ from maskwatch.utils import now_ms
 
 router = APIRouter(include_in_schema=False)
 EVENTS_ON_PAGE = 24
+OVERVIEW_EVENTS = 12  # the overview's strip of recent violations, all cameras
 
 
 def _json(model: Any) -> Any:
@@ -29,8 +30,9 @@ def _json(model: Any) -> Any:
 
 @router.get("/", response_class=HTMLResponse)
 def overview_page(request: Request, state: DashboardState = Depends(get_state)) -> HTMLResponse:
+    events = readers.recent_events(state, None, None, OVERVIEW_EVENTS)
     return render(request, "overview.html", "Overview", "Overview", initial=_json(state.overview.get()),
-                  windows=list(WINDOWS))
+                  events=[_json(e) for e in events], windows=list(WINDOWS))
 
 
 @router.get("/cameras/{camera_id}", response_class=HTMLResponse)

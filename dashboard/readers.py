@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
@@ -19,22 +19,26 @@ from dashboard.models import (
     Compliance,
     Counters,
     FacesByWindow,
+    FiringAlert,
     Overview,
     PeopleByWindow,
     PeoplePage,
     PersonRecord,
+    ProcessInfo,
     Series,
     SeriesPoint,
     Site,
     Thresholds,
     ViolationEvent,
+    ViolationsPage,
 )
 from maskwatch import compliance, jobstore, people
 from maskwatch.codec import decode_event
-from maskwatch.compliance import COUNTERS, Counts
+from maskwatch.compliance import COUNTERS, DAY_MINUTES, MINUTE_MS, STATS_RETENTION_DAYS, Counts, bucket_of
 from maskwatch.exceptions import MessageError
 from maskwatch.keys import Keys
-from maskwatch.redaction import mask_url
+from maskwatch.processes import FAILING, STOPPED, read_process_states
+from maskwatch.redaction import mask_text
 from maskwatch.utils import decode_hash, text
 
 if TYPE_CHECKING:
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 RECENT_S = WINDOWS["15m"]  # window_counts reads minutes this recent on every call
 EVENTS_SCAN_MAX = 20_000  # entries of the events stream one request may examine
+EVENTS_SCAN_CHUNK = 500
 # A camera online with no motion for this long reads "quiet": its producer counts frames idle rather
 # than sending them (docs/architecture.md, "Keyed by camera"). Long enough that a corridor with
 # people passing now and then does not flicker between the two.
@@ -87,7 +92,7 @@ def camera_status(raw: dict[bytes, bytes], now_s: float, stale_after_s: float) -
         keyframes=number_field(fields, "keyframes", int),
         last_motion_ts=number_field(fields, "last_motion_ts", int) or None,  # 0 until the first motion
         # the producer masks credentials already; masking again costs nothing and guards the page
-        last_error=mask_url(last_error) if last_error else None,
+        last_error=mask_text(last_error) if last_error else None,
         producer=fields.get("producer"),
         updated=updated,
     )
@@ -123,6 +128,9 @@ def _by_window(per_window: dict[int, Counts]) -> dict[str, Any]:
 
 def _summary(cam: str, enabled: bool, error: str | None, per_window: dict[int, Counts], totals: Counts,
              status: CameraStatus, now_ms: int) -> CameraSummary:
+    """``error`` (the config's, if it cannot be used) becomes why the camera is not sending: else the producer's
+    last failure, while an enabled camera is not online."""
+    error = mask_text(error) if error else (status.last_error if enabled and status.state != "online" else None)
     return CameraSummary(id=cam, status=status.state, last_frame_age_s=_age_s(status.last_frame_ts, now_ms),
                          **_by_window(per_window), totals=_counters(totals), enabled=enabled, error=error,
                          quiet=is_quiet(status, now_ms), last_motion_age_s=_age_s(status.last_motion_ts, now_ms))
@@ -172,7 +180,27 @@ def overview(state: DashboardState, now_ms: int) -> Overview:
     ]
     site_windows = {s: compliance.total(per_window[cam][s] for cam in cams) for s in WINDOWS.values()}
     site = Site(**_by_window(site_windows), cameras=len(cams), online=sum(statuses[c].state == "online" for c in cams))
-    return Overview(generated_at=now_ms, thresholds=thresholds(state), site=site, cameras=summaries)
+    failing = [p for p in processes(state.r, state.keys, now_ms)
+               if p.state in (FAILING, "unknown") or (p.state == STOPPED and p.last_error)]  # stopped: given up on
+    return Overview(generated_at=now_ms, thresholds=thresholds(state), site=site, cameras=summaries,
+                    alerts=firing_alerts(state, sorted(configs)), failing=failing)
+
+
+def processes(r: redis.Redis, keys: Keys, now_ms: int) -> list[ProcessInfo]:
+    """The children of `maskwatch up` as it last reported them; ``unknown`` once it stopped reporting."""
+    return [ProcessInfo(name=p.name, state="unknown" if p.is_stale(now_ms) else p.state,
+                        pid=p.pid, restarts=p.restarts, last_error=p.last_error, since=p.since_ms,
+                        updated=p.updated_ms, supervisor=p.supervisor)
+            for p in read_process_states(r, keys)]
+
+
+def firing_alerts(state: DashboardState, cams: list[str]) -> list[FiringAlert]:
+    """The cameras' compliance alerts that fire now, as the side jobs last moved them."""
+    s = state.settings
+    return [FiringAlert(camera=a.camera, since=a.since_ms, compliance=a.compliance,
+                        basis="people" if a.basis == "people" else "observations", people=a.people, faces=a.faces,
+                        threshold=s.alert_threshold, window_s=s.alert_window_s, evaluated=a.evaluated_ms)
+            for a in jobstore.alert_states(state.r, state.keys, cams) if a.state == "firing"]
 
 
 def camera_detail(state: DashboardState, cam: str, now_ms: int) -> CameraDetail | None:
@@ -193,10 +221,37 @@ def camera_detail(state: DashboardState, cam: str, now_ms: int) -> CameraDetail 
 def compliance_series(state: DashboardState, cam: str, window_s: int, step_s: int, now_ms: int) -> Series:
     points = [
         SeriesPoint(start=p.start_ms, compliance=p.counts.compliance, people_compliance=p.counts.people_compliance,
-                    **_counters(p.counts).model_dump())
+                    partial=p.start_ms + step_s * 1000 > now_ms + 1, **_counters(p.counts).model_dump())
         for p in compliance.series(state.r, state.keys, cam, window_s, step_s, now_ms)
     ]
-    return Series(camera=cam, window_s=window_s, step_s=step_s, thresholds=thresholds(state), points=points)
+    since = data_since(state.r, state.keys, cam, points[0].start if points else now_ms, now_ms)
+    return Series(camera=cam, window_s=window_s, step_s=step_s, thresholds=thresholds(state), points=points,
+                  data_since=since)
+
+
+def data_since(r: redis.Redis, keys: Keys, cam: str, start_ms: int, now_ms: int) -> int | None:
+    """The start of the camera's first counted minute when it is at or after ``start_ms``, else None.
+
+    None also when the camera has no statistics. Days before the start's day are only checked for
+    existence (a day's hash exists once a minute of it was counted); the minutes of one day are read
+    only when the camera's statistics begin on or after the start's day: a young camera, or a window
+    longer than its life.
+    """
+    today, first_day = now_ms // MINUTE_MS // DAY_MINUTES, start_ms // MINUTE_MS // DAY_MINUTES
+    days = range(today - STATS_RETENTION_DAYS, today + 1)
+    day_ms = DAY_MINUTES * MINUTE_MS
+    with r.pipeline(transaction=False) as p:
+        for day in days:
+            p.exists(keys.stats(cam, bucket_of(day * day_ms)[0]))
+        present = [day for day, n in zip(days, p.execute()) if n]
+    if not present or present[0] < first_day:
+        return None
+    fields = cast(list[bytes], r.hkeys(keys.stats(cam, bucket_of(present[0] * day_ms)[0])))
+    if not fields:  # the day expired in between
+        return None
+    minute = min(int(f.split(b":", 1)[0]) for f in fields)
+    since = (present[0] * DAY_MINUTES + minute) * MINUTE_MS
+    return since if since >= start_ms else None
 
 
 def violation(fields: dict[bytes, bytes]) -> ViolationEvent:
@@ -225,15 +280,32 @@ def people_page(state: DashboardState, cams: list[str], limit: int, before: peop
 
 def recent_events(state: DashboardState, camera: str | None, since_ms: int | None, limit: int) -> list[ViolationEvent]:
     """Newest violations first, optionally of one camera and captured at or after ``since_ms``."""
+    return scan_events(state, lambda ev: camera is None or ev.camera == camera, since_ms, None, limit)[0]
+
+
+def violations_page(state: DashboardState, cams: Collection[str] | None, since_ms: int | None, until_ms: int | None,
+                    before: str | None, limit: int) -> ViolationsPage:
+    """One page of violations newest first: of ``cams`` (None: all), captured in [since, until], after a cursor."""
+    found, cursor = scan_events(state, lambda ev: (cams is None or ev.camera in cams)
+                                and (until_ms is None or ev.ts <= until_ms), since_ms, before, limit)
+    return ViolationsPage(violations=found, next_before=cursor)
+
+
+def scan_events(state: DashboardState, keep: Callable[[ViolationEvent], bool], since_ms: int | None,
+                before: str | None, limit: int) -> tuple[list[ViolationEvent], str | None]:
+    """Up to ``limit`` events that ``keep`` accepts, newest first, older than the entry id ``before``; and where
+    the next page starts (an entry id; None when the stream, or the part captured since ``since_ms``, is done).
+
+    One request examines at most EVENTS_SCAN_MAX entries; when it stops there, the cursor is the last
+    entry examined, so paging goes on from it.
+    """
     # Stream ids are write times, never earlier than capture times: entries before `since` cannot match.
     low = str(since_ms) if since_ms is not None else "-"
-    high = "+"
-    out: list[ViolationEvent] = []
+    high = "+" if before is None else "(" + before
+    out: list[tuple[str, ViolationEvent]] = []
     scanned = 0
-    while len(out) < limit and scanned < EVENTS_SCAN_MAX:
-        batch: Any = state.r.xrevrange(state.keys.events, max=high, min=low, count=500)
-        if not batch:
-            break
+    while scanned < EVENTS_SCAN_MAX:
+        batch: Any = state.r.xrevrange(state.keys.events, max=high, min=low, count=EVENTS_SCAN_CHUNK)
         scanned += len(batch)
         for entry_id, fields in batch:
             try:
@@ -241,9 +313,11 @@ def recent_events(state: DashboardState, camera: str | None, since_ms: int | Non
             except MessageError as exc:
                 log.warning("skipping unreadable event: %s", exc, extra={"entry": text(entry_id)})
                 continue
-            if (camera is None or ev.camera == camera) and (since_ms is None or ev.ts >= since_ms):
-                out.append(ev)
-                if len(out) == limit:
-                    break
+            if keep(ev) and (since_ms is None or ev.ts >= since_ms):
+                if len(out) == limit:  # one match more than the page: an older page exists
+                    return [e for _, e in out], out[-1][0]
+                out.append((text(entry_id), ev))
+        if len(batch) < EVENTS_SCAN_CHUNK:
+            return [e for _, e in out], None
         high = "(" + text(batch[-1][0])
-    return out
+    return [e for _, e in out], high[1:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -11,14 +12,16 @@ from typing import Generic, TypeVar
 import redis
 from fastapi import Request
 
-from dashboard import readers
-from dashboard.models import Overview
+from dashboard import readers, system_reader
+from dashboard.models import Latency, Overview
 from maskwatch.cameras import Registry
 from maskwatch.compliance import Counts
 from maskwatch.keys import Keys
+from maskwatch.service import OUTAGE_ERRORS, RedisOutage, redis_address
 from maskwatch.settings import Settings
 from maskwatch.utils import now_ms
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 OVERVIEW_MAX_AGE_S = 1.0  # live pages tick once a second
 
@@ -70,13 +73,27 @@ class DashboardState:
     keys: Keys = field(init=False)
     registry: Registry = field(init=False)
     overview: Cached[Overview] = field(init=False)
+    latency: Cached[tuple[Latency, dict[str, Latency]]] = field(init=False)  # all cameras, and per camera
     stopping: threading.Event = field(default_factory=threading.Event)  # set when the server shuts down
     older_bins: BinCache = field(default_factory=BinCache)
+    outage: RedisOutage = field(init=False)  # said once when Redis goes away, once when it is back
 
     def __post_init__(self) -> None:
         self.keys = Keys(self.settings.prefix)
+        self.outage = RedisOutage("dashboard", redis_address(self.r),
+                                  "pages and the API answer 503 and /readyz too, until it is back")
         self.registry = Registry(self.r, self.keys)
         self.overview = Cached(lambda: readers.overview(self, now_ms()), max_age_s=OVERVIEW_MAX_AGE_S)
+        self.latency = Cached(lambda: system_reader.latencies(self.r, self.keys, now_ms()),
+                              max_age_s=system_reader.LATENCY_MAX_AGE_S)
+
+    def redis_error(self, exc: redis.RedisError, where: str) -> None:
+        """Say a Redis error met by ``where``: unreachable once per outage (not once a request, a scrape
+        or a live tick), any other error (a refused command) each time."""
+        if isinstance(exc, OUTAGE_ERRORS):
+            self.outage.failed(exc)
+        else:
+            log.warning("%s: Redis error: %s", where, exc)
 
     @property
     def stale_after_s(self) -> float:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import escape
 
 from dashboard.state import get_state
 
@@ -26,7 +28,31 @@ class Link:
     href: str
 
 
-Cell = str | int | float | Link | None
+@dataclass(frozen=True)
+class Moment:
+    """A point in time in a page: sent as epoch ms and ISO UTC, shown by the browser in the viewer's time zone in
+    the pages' one format (``static/js/common.js``); the UTC text stands in until the script runs."""
+
+    ms: int
+
+    def __html__(self) -> str:
+        at = datetime.fromtimestamp(self.ms / 1000, tz=UTC)
+        iso = at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return f'<time data-ms="{self.ms}" datetime="{iso}">{at:%Y-%m-%d %H:%M:%S} UTC</time>'
+
+
+@dataclass(frozen=True)
+class State:
+    """A state word shown as a coloured chip (``running``, ``failing``, ``firing``, ``ok``...)."""
+
+    word: str
+
+    def __html__(self) -> str:
+        word = escape(self.word)
+        return f'<span class="status" data-state="{word}">{word}</span>'
+
+
+Cell = str | int | float | Link | Moment | State | None
 TEMPLATES.env.tests["link"] = lambda value: isinstance(value, Link)
 
 

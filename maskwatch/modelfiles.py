@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +24,14 @@ class ModelFile:
     name: str
     url: str
     sha256: str
+    what: str = "the model file"  # for messages
 
 
 YUNET = ModelFile(
     name="face_detection_yunet_2023mar.onnx",
     url="https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2023mar.onnx",
     sha256="8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
+    what="the face detector's model",
 )
 
 
@@ -52,10 +55,10 @@ def ensure(model: ModelFile, model_dir: Path, url: str | None = None, timeout: f
     url = url or model.url
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=model.name, suffix=".part", dir=target.parent)
     except OSError as exc:
-        raise ModelFileError(f"cannot create model folder {target.parent}: {exc}; "
+        raise ModelFileError(f"cannot write the model folder {target.parent} ({exc.strerror or exc}); "
                              "set MASKWATCH_MODEL_DIR to a writable folder") from exc
-    fd, tmp_name = tempfile.mkstemp(prefix=model.name, suffix=".part", dir=target.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
@@ -72,11 +75,19 @@ def ensure(model: ModelFile, model_dir: Path, url: str | None = None, timeout: f
         return target
     except OSError as exc:
         raise ModelFileError(
-            f"{model.name} is not in {target.parent} and could not be downloaded from {url} ({exc}). "
-            f"Download it by hand into that folder, or set MASKWATCH_MODEL_DIR to a folder that has it"
+            f"{model.what} {model.name} is not in {target.parent} and could not be downloaded from {url} "
+            f"({_why(exc)}). When online, run `maskwatch models fetch`; offline, copy the file into {target.parent} "
+            "or set MASKWATCH_MODEL_DIR to a folder that has it"
         ) from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _why(exc: OSError) -> str:
+    """Why a download failed, in a few words: "[Errno 111] Connection refused", "HTTP Error 404: Not Found"."""
+    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
+        return str(exc.reason)
+    return str(exc)
 
 
 def ensure_yunet(model_dir: Path, url: str | None = None) -> Path:

@@ -1,8 +1,8 @@
 """Motion gating: still scenes stay quiet through noise, JPEG and drift; movers are flagged and boxed; the gate.
 
 Scenes are the walking-people generator's (bench/scenes/walking.py) with drawn stand-ins for face
-crops, so only the benchmark's smoke run needs the shared data; most are 320x180 to keep the suite
-fast. The figures that choose the method are bench/motion.py's.
+crops, so only the benchmark's smoke run needs the shared data and clips; most are 320x180 to keep
+the suite fast. The figures that choose the method are bench/motion.py's.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from maskwatch.vision.motion import (
     decode_regions,
     encode_regions,
 )
-from tests.conftest import DATA, ROOT, need_shared
+from tests.conftest import DATA, ROOT, SHARED, need_shared
 
 SIZE = (320, 180)
 FPS = 5.0
@@ -213,6 +213,7 @@ def test_docstring_examples_run():
 
 def test_bench_motion_reports_every_method(tmp_path):
     need_shared(DATA / "facemask12k" / "test")
+    need_shared(SHARED / "videos")  # the clips it plays after its scenes
     proc = subprocess.run([sys.executable, "-m", "bench.motion", "--seconds", "6", "--rounds", "1"], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
@@ -223,3 +224,4 @@ def test_bench_motion_reports_every_method(tmp_path):
     assert min(f["cpu"] for f in methods.values()) == 1.0  # ratios to the cheapest of the same run
     for f in methods.values():
         assert all(0 <= f[k] <= 1 for k in ("walker", "false", "region_recall", "sent_quiet") if f[k] is not None)
+        assert f["clips"] is not None and 0 <= f["clips"] <= 1, "the clips were played"

@@ -1,7 +1,7 @@
 """End-to-end vision quality: the bench harness scores correctly, and the real pipeline finds small faces.
 
-Scenes are composed from ../shared/data crops (skipped, with the reason, where it is absent) and
-run through the shipped classifier and YuNet, as the worker runs them.
+Scenes are composed from ../shared/data crops (or, where it is absent, the stand-in's made ones:
+tests/conftest.py) and run through the shipped classifier and YuNet, as the worker runs them.
 """
 
 from __future__ import annotations

@@ -86,13 +86,19 @@ def _worker_flags(p: argparse.ArgumentParser) -> None:
         _setting(p, flag, group=g)
 
 
+def _allow_no_token(p: argparse.ArgumentParser) -> None:
+    _setting(p, "--allow-no-token", action="store_true", default=None,
+             help="allow the dashboard's write API without MASKWATCH_API_TOKEN (local use only)")
+
+
 def _add_up(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("up", help="run the whole system on this machine", description=(
         "Run MaskWatch on one machine: an embedded redis-server (unless MASKWATCH_REDIS_URL is set), "
         "a producer, N workers, the side-job runner and the dashboard, as child processes. Ctrl-C stops them all."))
     p.add_argument("--camera", action="append", default=[], metavar="NAME=URL",
                    help="add or update a camera before starting (repeatable); "
-                        "URL: rtsp://, http(s)://, a file or a webcam index")
+                        "URL: rtsp(s)://, http(s)://, a webcam index, or a video file (without MASKWATCH_MEDIA_DIR, "
+                        "the files' folder becomes the media folder of the run)")
     p.add_argument("--fps", type=_field_type(CameraConfig, "fps"),
                    help="frames per second taken from each --camera (default MASKWATCH_FPS, 5)")
     p.add_argument("--loop", action="store_true", help="loop file cameras given with --camera")
@@ -102,6 +108,7 @@ def _add_up(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000, help="dashboard port (default 8000)")
     p.add_argument("--no-dashboard", action="store_true", help="do not start the dashboard")
     p.add_argument("--no-jobs", action="store_true", help="do not start the side-job runner")
+    _allow_no_token(p)
     _setting(p, "--state-dir")
     _worker_flags(p)
     _common(p)
@@ -136,14 +143,17 @@ def _add_dashboard(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dashboard", help="serve the web dashboard, JSON API and /metrics")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    _setting(p, "--allow-no-token", action="store_true", default=None,
-             help="allow the write API without MASKWATCH_API_TOKEN (local use only)")
+    _allow_no_token(p)
     _common(p)
     p.set_defaults(func=_run_dashboard)
 
 
 def _add_jobs(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("jobs", help="run side jobs: webhooks, alerts, offline analysis (RQ)")
+    p = sub.add_parser("jobs", help="run side jobs: webhooks, alerts, offline analysis (RQ)", description=(
+        "Run the side jobs: webhook deliveries (several at once) and compliance alerts, and offline video "
+        "analysis, each kind on its own queue and threads, so neither waits for the other."))
+    p.add_argument("--queue", choices=["webhooks", "analysis"],
+                   help="serve only this kind (webhooks: deliveries and alerts); default both")
     _setting(p, "--metrics-port", "jobs_metrics_port")
     _setting(p, "--webhook", "webhook_url")
     p.add_argument("--burst", action="store_true", help="process the queued jobs, then exit")
@@ -153,7 +163,7 @@ def _add_jobs(sub: argparse._SubParsersAction) -> None:
 
 def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("analyze", help="analyse a recorded video as a side job and report compliance")
-    p.add_argument("video", type=Path, help="video file to analyse")
+    p.add_argument("video", type=Path, help="a video file to analyse (for images or a folder of them: `predict`)")
     p.add_argument("--camera", help="camera name to file the report under")
     p.add_argument("--fps", type=float, default=5.0, help="frames per second analysed (default 5)")
     p.add_argument("--wait", action="store_true", help="wait for the job and print its report as JSON")
@@ -166,7 +176,9 @@ def _add_camera(sub: argparse._SubParsersAction) -> None:
     csub = p.add_subparsers(dest="camera_cmd", required=True, metavar="{add,list,remove,import}")
     add = csub.add_parser("add", help="add or update a camera")
     add.add_argument("name", help="camera id: letters, digits, _ . -")
-    add.add_argument("url", help="rtsp://..., http(s)://..., a video file or a webcam index such as 0")
+    add.add_argument("url", help="rtsp(s)://..., http(s)://..., a webcam index such as 0, or a video file in the "
+                                 "media folder (MASKWATCH_MEDIA_DIR); refused if not allowed, a warning if it does "
+                                 "not open within 3 s")
     for field in ("fps", "max_width", "jpeg_quality"):
         info = CameraConfig.model_fields[field]
         add.add_argument("--" + field.replace("_", "-"), type=_field_type(CameraConfig, field), metavar=field.upper(),
@@ -304,14 +316,16 @@ def _run_dashboard(args: argparse.Namespace, s: Settings) -> int:
 
 
 def _run_jobs(args: argparse.Namespace, s: Settings) -> int:
-    from worker.jobs.runner import main
+    from worker.jobs.runner import KINDS, main
 
-    return main(s, burst=args.burst)
+    return main(s, burst=args.burst, kinds=(args.queue,) if args.queue else tuple(KINDS))
 
 
 def _run_analyze(args: argparse.Namespace, s: Settings) -> int:
+    from maskwatch.cli.analyze import check_video
     from worker.jobs.analysis import main
 
+    check_video(args.video)
     return main(s, video=args.video, camera=args.camera, fps=args.fps, wait=args.wait)
 
 
@@ -368,7 +382,7 @@ def _run(args: argparse.Namespace) -> int:
 
         running = read(settings.state_dir)  # the embedded Redis of an `up` running on this state folder
         if running is not None:
-            settings = settings.override(redis_url=running.redis_url)
+            settings = settings.override(redis_url=running.redis_url, media_dir=settings.media_dir or running.media_dir)
     setup_logging(args.command, settings.log_level)
     func: Callable[[argparse.Namespace, Settings], int] = args.func
     return func(args, settings)

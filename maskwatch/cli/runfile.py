@@ -1,9 +1,10 @@
 """Where a running `maskwatch up` is: a run file in its state folder, held under a lock for its lifetime.
 
-Every other command run with the same state folder (by default the current folder's
-``.maskwatch``) and no Redis configured finds the embedded Redis there, so `maskwatch camera add`
-from a second shell reaches the running system. A second `up` on the same state folder finds the
-lock held and says where the first one is, instead of opening the same Redis files.
+Every other command run with the same state folder (MASKWATCH_STATE_DIR; by default the
+platform's data folder, so the same from any folder) and no Redis configured finds the embedded
+Redis there, so `maskwatch camera add` from a second shell reaches the running system. A second
+`up` on the same state folder finds the lock held and says where the first one is, instead of
+opening the same Redis files.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -25,6 +26,8 @@ class RunInfo:
     pid: int
     redis_url: str
     dashboard_url: str | None
+    media_dir: Path | None = None  # the run's, so `camera add` takes the files `up --camera` would
+    metrics: dict[str, str] = field(default_factory=dict)  # child -> its /metrics URL (free ports, chosen by `up`)
 
 
 class AlreadyRunning(MaskWatchError):
@@ -56,7 +59,7 @@ class RunFile:
     def publish(self, info: RunInfo) -> None:
         path = self.dir / RUN
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(info)))
+        tmp.write_text(json.dumps(asdict(info), default=str))
         tmp.chmod(0o600)  # a configured Redis URL may carry a password
         os.replace(tmp, path)
 
@@ -81,6 +84,8 @@ def read(state_dir: Path) -> RunInfo | None:
             return None  # we got it: nobody holds it, any run file is stale
     try:
         data = json.loads((Path(state_dir) / RUN).read_text())
-        return RunInfo(int(data["pid"]), str(data["redis_url"]), data.get("dashboard_url"))
+        media = data.get("media_dir")
+        return RunInfo(int(data["pid"]), str(data["redis_url"]), data.get("dashboard_url"),
+                       Path(media) if media else None, dict(data.get("metrics") or {}))
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -2,32 +2,37 @@
 
 Starts an embedded ``redis-server`` when no Redis URL is configured, registers the cameras given
 on the command line, then runs one producer, N workers, the side-job runner and the dashboard
-as children (the same commands a multi-machine deployment runs). A child that dies is restarted
-with backoff; Ctrl-C or SIGTERM stops them in order (producer first, so no new frames arrive)
-and leaves no process behind: children also get SIGTERM if this process is killed outright.
+as children (the same commands a multi-machine deployment runs). Before it starts anything it
+checks that everything they need is there (:mod:`maskwatch.cli.preflight`). A child that dies is
+restarted with backoff and given up on when it keeps failing (:mod:`maskwatch.cli.supervise`);
+Ctrl-C or SIGTERM stops them in order (producer first, so no new frames arrive) and leaves no
+process behind: children also get SIGTERM if this process is killed outright.
+
+State lives in the state folder (MASKWATCH_STATE_DIR, by default the platform's data folder): the
+run file, and the embedded Redis's files and log, bounded by MASKWATCH_REDIS_MAX_MEMORY_MB.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
 from maskwatch.cameras import Registry
-from maskwatch.cli.camera import parse_camera_arg
-from maskwatch.cli.children import LINUX, die_with_parent
-from maskwatch.cli.embedded_redis import EmbeddedRedis
+from maskwatch.cli import preflight
+from maskwatch.cli.camera import check_cameras, up_cameras
+from maskwatch.cli.embedded_redis import EmbeddedRedis, free_port
 from maskwatch.cli.runfile import RunFile, RunInfo
+from maskwatch.cli.supervise import Child, Supervisor
 from maskwatch.keys import Keys
 from maskwatch.redaction import mask_url
 from maskwatch.redis_conn import connect
 from maskwatch.service import StopSignal
-from maskwatch.settings import Settings
+from maskwatch.settings import ENV_PREFIX, Settings
 
 log = logging.getLogger("maskwatch.up")
+LEGACY_STATE = Path(".maskwatch")  # the state folder before it moved to the platform's data folder
 
 
 @dataclass(frozen=True)
@@ -42,34 +47,6 @@ class UpOptions:
     port: int = 8000
     dashboard: bool = True
     jobs: bool = True
-
-
-@dataclass
-class Child:
-    name: str
-    args: list[str]
-    env: dict[str, str]
-    proc: subprocess.Popen[bytes] | None = None
-    restarts: int = 0
-    next_start: float = 0.0
-    started_at: float = field(default=0.0)
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "maskwatch", *self.args], env=self.env,
-                                     preexec_fn=die_with_parent if LINUX else None)
-        self.started_at = time.monotonic()
-        log.info("started %s (pid %d)", self.name, self.proc.pid)
-
-    def stop(self, timeout: float) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log.warning("%s did not stop within %.0f s; killing it", self.name, timeout)
-            self.proc.kill()
-            self.proc.wait()
 
 
 def child_env(s: Settings) -> dict[str, str]:
@@ -91,68 +68,92 @@ def plan(s: Settings, opts: UpOptions) -> list[Child]:
     # with fewer workers than cores, each gets its share of the cores rather than oversubscribing.
     workers = max(1, opts.workers or cores)
     threads = s.threads or max(1, cores // workers)
-    children = [Child("producer", ["producer"], child_env(s))]
+
+    def port(configured: int) -> int:
+        # A free port of its own for each child, not the fixed default: two `up` on one host never collide.
+        return free_port(s.metrics_host) if configured else 0
+
+    children = [Child("producer", ["producer"],
+                      child_env(s.override(producer_metrics_port=port(s.producer_metrics_port))))]
     for i in range(workers):
-        port = s.worker_metrics_port + 10 * i if s.worker_metrics_port else 0
-        children.append(Child(f"worker-{i + 1}", ["worker", "--name", f"{os.uname().nodename}-w{i + 1}"],
-                              child_env(s.override(worker_metrics_port=port, threads=threads))))
+        # Named after this `up` too: two of them on one host may share a Redis, and a name is a lease holder.
+        name = f"{os.uname().nodename}-{os.getpid()}-w{i + 1}"
+        children.append(Child(f"worker-{i + 1}", ["worker", "--name", name],
+                              child_env(s.override(worker_metrics_port=port(s.worker_metrics_port), threads=threads))))
     if opts.jobs:
-        children.append(Child("jobs", ["jobs"], child_env(s)))
+        children.append(Child("jobs", ["jobs"], child_env(s.override(jobs_metrics_port=port(s.jobs_metrics_port)))))
     if opts.dashboard:
         children.append(Child("dashboard", ["dashboard", "--host", opts.host, "--port", str(opts.port)], child_env(s)))
     return children
 
 
+def metrics_urls(children: list[Child], host: str) -> dict[str, str]:
+    """Where each child that has a metrics server serves it (its /livez and /readyz beside it)."""
+    urls = {}
+    for child in children:
+        port = child.env.get(f"{ENV_PREFIX}{child.args[0].upper()}_METRICS_PORT", "0")
+        if int(port):
+            urls[child.name] = f"http://{host}:{port}/metrics"
+    return urls
+
+
 def run_up(s: Settings, opts: UpOptions) -> int:
+    """Run until Ctrl-C or SIGTERM (0), or until every child was given up on (1)."""
     run_file = RunFile(s.state_dir).acquire()  # first: a second `up` here must not open the same Redis files
     redis_server: EmbeddedRedis | None = None
-    children: list[Child] = []
+    supervisor: Supervisor | None = None
     try:
+        configured = s.media_dir
+        s, cams = up_cameras(opts.cameras, s, fps=opts.fps, loop=opts.loop)  # may set the media folder
+        preflight.check(s, (opts.host, opts.port) if opts.dashboard else None)  # a problem is all it says
+        if s.media_dir is not None:
+            log.info("file cameras read videos from %s (%s)", s.media_dir,
+                     "MASKWATCH_MEDIA_DIR" if s.media_dir == configured else
+                     "the folder of the --camera videos; MASKWATCH_MEDIA_DIR sets another")
         if not s.redis_url:
-            redis_server = EmbeddedRedis(s.state_dir / "redis").start()
+            redis_server = EmbeddedRedis(s.state_dir / "redis", max_memory_mb=s.redis_max_memory_mb).start()
             s = s.override(redis_url=redis_server.url)
-            log.info("embedded redis-server on %s (files in %s)", redis_server.url, redis_server.state_dir)
+        log.info("%s", _where_state_lives(s, redis_server))
+        if LEGACY_STATE.is_dir() and LEGACY_STATE.resolve() != s.state_dir.resolve():
+            log.warning("%s here holds the state of an earlier MaskWatch (its cameras and counts), not used now; "
+                        "to keep using it, start with --state-dir %s", LEGACY_STATE, LEGACY_STATE.resolve())
         stop = StopSignal().install()
         dashboard_url = f"http://{opts.host}:{opts.port}" if opts.dashboard else None
-        run_file.publish(RunInfo(os.getpid(), s.redis_url or "", dashboard_url))
-        registry = Registry(connect(s), Keys(s.prefix))
-        for spec in opts.cameras:
-            cam = parse_camera_arg(spec, s, fps=opts.fps, loop=opts.loop)
+        children = plan(s, opts)
+        metrics = metrics_urls(children, s.metrics_host)
+        run_file.publish(RunInfo(os.getpid(), s.redis_url or "", dashboard_url, s.media_dir, metrics))
+        if metrics:
+            log.info("metrics: %s", ", ".join(f"{name} {url}" for name, url in metrics.items()))
+        r, keys = connect(s), Keys(s.prefix)
+        registry = Registry(r, keys)
+        for warning in check_cameras(cams, s):
+            log.warning("%s", warning)
+        for cam in cams:
             registry.put(cam)
             log.info("camera %s -> %s", cam.id, mask_url(cam.url))
         if not registry.all()[0]:
             log.warning("no cameras registered yet: add one with `maskwatch camera add NAME URL` or --camera NAME=URL")
-        children = plan(s, opts)
-        for child in children:
-            child.start()
+        supervisor = Supervisor(children, r, keys)
+        supervisor.start()
         if opts.dashboard:
             log.info("dashboard: http://%s:%d  (Ctrl-C stops everything)", opts.host, opts.port)
-        supervise(children, stop)
+        ran_to_the_end = supervisor.run(stop, every_tick=redis_server.rotate_log if redis_server else None)
     finally:
-        for child in children:  # producer first: no new frames while the workers finish their batches
-            child.stop(timeout=15)
+        if supervisor is not None:  # producer first: no new frames while the workers finish their batches
+            supervisor.stop(timeout=15)
         if redis_server is not None:
             redis_server.stop()
         run_file.release()
-        log.info("stopped")
-    return 0
+        if supervisor is not None:
+            log.info("stopped")
+    return 0 if ran_to_the_end else 1
 
 
-def supervise(children: list[Child], stop: StopSignal) -> None:
-    """Restart children that exit, with exponential backoff, until asked to stop."""
-    while not stop.wait(0.5):
-        now = time.monotonic()
-        for child in children:
-            if child.proc is None or child.proc.poll() is None:
-                continue
-            if child.next_start == 0.0:
-                ran = now - child.started_at
-                if ran > 60:
-                    child.restarts = 0  # it ran fine for a while: this is a new failure, not a crash loop
-                delay = min(30.0, 1.0 * 2 ** child.restarts)
-                child.next_start = now + delay
-                log.error("%s exited with code %s; restarting in %.0f s", child.name, child.proc.returncode, delay)
-            elif now >= child.next_start:
-                child.restarts += 1
-                child.next_start = 0.0
-                child.start()
+def _where_state_lives(s: Settings, redis_server: EmbeddedRedis | None) -> str:
+    """The startup line that says where state lives and how big it may grow."""
+    where = f"state in {s.state_dir.resolve()}"
+    if redis_server is None:
+        return f"{where}: the run file only; the data lives in Redis at {mask_url(s.redis_url or '')}"
+    return (f"{where}: the run file, and the embedded redis-server's files and log (redis on {redis_server.url}, "
+            f"at most {redis_server.max_memory_mb} MB in memory and about {redis_server.disk_bound_mb} MB on disk; "
+            "MASKWATCH_REDIS_MAX_MEMORY_MB sets the cap)")

@@ -49,12 +49,14 @@ _TINY_JPEG = encode_jpeg(np.zeros((8, 8, 3), np.uint8), 80)
 
 @dataclass(frozen=True)
 class Shot:
-    """One frame to record: camera, capture time (epoch ms), the labels of its faces, and whether to raise an event."""
+    """One frame to record: camera, capture time (epoch ms), the labels of its faces, whether to raise an event, and
+    how long after its capture the worker committed its result (capture-to-result latency, ms)."""
 
     cam: str
     ts: int
     labels: Sequence[str] = ()
     event: bool = False
+    latency_ms: int = 50
 
 
 def scene(labels: Sequence[str], seed: int = 0) -> tuple[np.ndarray, list[Face]]:
@@ -103,7 +105,8 @@ def record(r: redis.Redis, keys: Keys, settings: Settings, shots: Sequence[Shot]
     for entry in entries:
         shot, seq = seqs[entry.cam, entry.id]
         image, faces = scene(shot.labels, seed=seq)
-        result = Result(cam=shot.cam, seq=seq, ts=shot.ts, done_ts=shot.ts + 50, faces=faces, worker="test-worker")
+        result = Result(cam=shot.cam, seq=seq, ts=shot.ts, done_ts=shot.ts + shot.latency_ms, faces=faces,
+                        worker="test-worker")
         event, snapshot = None, b""
         unmasked = [f for f in faces if f.label == "without_mask"]
         if shot.event and unmasked:

@@ -1,9 +1,9 @@
 // The camera page: live figures (people first), the person timeline, the compliance chart with a selectable
 // window, recent violations.
-import { drawChart } from "./chart.js";
+import { drawChart, settled } from "./chart.js";
 import {
-  cameraAge, connectLive, count, duration, initialData, refreshImage, showRatio, showResult, showStatus,
-  showUnmasked, timeElement,
+  cameraAge, connectLive, count, duration, grade, initialData, pct, refreshImage, setGrade, showRatio, showResult,
+  showStatus, showUnmasked, timeElement, violationCard, zoomOnBox,
 } from "./common.js";
 
 const head = document.querySelector(".camera-head");
@@ -32,6 +32,9 @@ const people = new Map(); // id -> person, every page loaded so far
 function renderHead(cam) {
   showStatus(head.querySelector("[data-status]"), cam);
   head.querySelector("[data-age]").textContent = cameraAge(cam);
+  const error = head.querySelector("[data-error]"); // why it is not sending: its config, or the producer's last failure
+  error.hidden = !cam.error;
+  error.textContent = cam.error || "";
   frameCaption.textContent = cam.quiet ? "quiet: nothing moved lately" : "no recent frame";
   for (const [w, ratio] of Object.entries(cam.people_compliance)) {
     showRatio(head.querySelector(`[data-people-window="${w}"]`), ratio, "people");
@@ -63,20 +66,10 @@ function personShot(p) {
   img.loading = "lazy";
   img.alt = `best look of person ${p.id}`;
   img.onerror = () => img.replaceWith(placeholder("image expired"));
-  if (p.best_box) img.onload = () => frameFace(img, p.best_box);
+  if (p.best_box) img.onload = () => zoomOnBox(img, p.best_box);
   img.src = p.snapshot_url;
   box.append(img);
   return box;
-}
-
-/** Zoom a thumbnail (the whole stored frame) onto the person's face: their best look's box, with room around it. */
-function frameFace(img, [x, y, w, h]) {
-  const side = img.parentElement.clientWidth;
-  const scale = side / (2.2 * Math.max(w, h, 1));
-  img.classList.add("framed");
-  img.style.width = `${img.naturalWidth * scale}px`;
-  img.style.left = `${side / 2 - (x + w / 2) * scale}px`;
-  img.style.top = `${side / 2 - (y + h / 2) * scale}px`;
 }
 
 function personCard(p) {
@@ -127,11 +120,26 @@ async function loadChart() {
   if (!response.ok) return;
   series = await response.json();
   const minutes = series.step_s / 60;
+  const step = minutes >= 60 ? `${minutes / 60} h` : `${minutes} min`;
   const byPeople = series.points.some((p) => p.people > 0);
   document.querySelector("[data-chart-note]").textContent =
-    `${minutes >= 60 ? `${minutes / 60} h` : `${minutes} min`} steps, by capture time · ` +
-    (byPeople ? "line: people, dashed: observations, bars: people" : "line: observations, bars: faces");
+    `${step} steps, by capture time · ` +
+    (byPeople ? "line: people, dashed: observations, bars: people" : "line: observations, bars: faces") +
+    " · hollow: still filling";
   chart = drawChart(canvas, series);
+  renderSettled(step);
+}
+
+/** The chart's headline: the complete steps shown, the one still filling left out (its figure still swings). */
+function renderSettled(step) {
+  const s = settled(series);
+  const el = document.querySelector("[data-chart-now]");
+  const figure = el.querySelector(".v");
+  figure.textContent = pct(s.ratio);
+  setGrade(el, grade(s.ratio));
+  el.querySelector(".l").textContent = s.n
+    ? `of ${count(s.n)} ${s.byPeople ? (s.n === 1 ? "person" : "people") : "faces"} · complete ${step} steps`
+    : `nobody counted in complete ${step} steps`;
 }
 
 function choose(w) {
@@ -141,29 +149,10 @@ function choose(w) {
   loadChart();
 }
 
-function eventCard(ev) {
-  const card = document.createElement("a");
-  card.className = "event";
-  card.href = ev.snapshot_url;
-  card.dataset.event = ev.id;
-  const img = document.createElement("img");
-  img.loading = "lazy";
-  img.src = ev.snapshot_url;
-  const text = document.createElement("p");
-  const score = document.createElement("b");
-  score.textContent = `no mask ${Math.round(ev.score * 100)}%`;
-  const when = timeElement(ev.ts);
-  img.alt = `violation at ${when.textContent}`;
-  text.append(score, " · ", when);
-  if (ev.person) text.append(` · seen ${ev.duration_ms < 1000 ? "under 1 s" : duration(ev.duration_ms / 1000)}`);
-  card.append(img, text);
-  return card;
-}
-
 function addEvents(events, atTop) {
   for (const ev of events) {
     if (eventsBox.querySelector(`[data-event="${CSS.escape(ev.id)}"]`)) continue;
-    const card = eventCard(ev);
+    const card = violationCard(ev);
     if (atTop) eventsBox.prepend(card);
     else eventsBox.append(card);
   }

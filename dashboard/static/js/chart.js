@@ -1,6 +1,9 @@
 // The compliance chart: a canvas with threshold bands, people per step as bars and people compliance as the line,
 // observations' compliance as a dashed line beside it; a window without people draws observations alone.
-import { clockTime, grade, pct, thresholds } from "./common.js";
+// The x-range starts where the camera's statistics begin when that is inside the window (a new camera's minutes
+// are not squeezed against the right edge), and the step still filling is drawn hollow, reached by a dotted line,
+// and left out of the headline (its figure swings until the step ends).
+import { axisTime, grade, moment, pct, thresholds } from "./common.js";
 
 const PAD = { left: 46, right: 14, top: 12, bottom: 28 };
 const TICKS_MIN = [1, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880];
@@ -21,9 +24,28 @@ function timeTicks(start, end, width, withDay) {
   return ticks;
 }
 
+/** The steps of `series` a chart shows: from the step holding the first counted minute when that is inside the
+ * window, else all of them. */
+export function shownPoints(series) {
+  const stepMs = series.step_s * 1000;
+  if (series.data_since === null || series.data_since === undefined) return series.points;
+  const from = Math.floor(series.data_since / stepMs) * stepMs;
+  return series.points.filter((p) => p.start >= from);
+}
+
+/** The figures of the complete steps shown (the still-filling one left out): people or faces, and compliance. */
+export function settled(series) {
+  const done = shownPoints(series).filter((p) => !p.partial);
+  const sum = (name) => done.reduce((s, p) => s + p[name], 0);
+  const people = sum("people");
+  const faces = sum("faces");
+  if (people > 0) return { byPeople: true, n: people, ratio: sum("people_with_mask") / people };
+  return { byPeople: false, n: faces, ratio: faces > 0 ? sum("with_mask") / faces : null };
+}
+
 /** Draw `series` (the /compliance response) on `canvas`; returns a function(i) that draws a cursor at point i. */
 export function drawChart(canvas, series) {
-  const points = series.points;
+  const points = shownPoints(series);
   const stepMs = series.step_s * 1000;
   const colours = { good: css("--good"), warn: css("--warn"), bad: css("--bad"), none: css("--none") };
   const dpr = window.devicePixelRatio || 1;
@@ -71,36 +93,44 @@ export function drawChart(canvas, series) {
     }
     ctx.textAlign = "center";
     ctx.textBaseline = "top";
-    for (const t of timeTicks(start, end, x1 - x0, multiDay)) ctx.fillText(clockTime(t, multiDay), x(t), y1 + 8);
+    for (const t of timeTicks(start, end, x1 - x0, multiDay)) ctx.fillText(axisTime(t, multiDay), x(t), y1 + 8);
 
-    // people (or faces) per step
+    // people (or faces) per step; the step still filling as an outline
     const barW = Math.max(1, x(start + stepMs) - x(start) - 1);
     ctx.fillStyle = "rgba(157, 167, 179, 0.35)";
+    ctx.strokeStyle = "rgba(157, 167, 179, 0.7)";
+    ctx.lineWidth = 1;
+    ctx.setLineDash([3, 3]);
     for (const p of points) {
       if (!barOf(p)) continue;
       const bh = (barOf(p) / maxBar) * (y1 - y0) * BAR_SHARE;
-      ctx.fillRect(x(p.start), y1 - bh, barW, bh);
+      if (p.partial) ctx.strokeRect(x(p.start) + 0.5, y1 - bh + 0.5, barW - 1, bh - 1);
+      else ctx.fillRect(x(p.start), y1 - bh, barW, bh);
     }
+    ctx.setLineDash([]);
 
-    // compliance: a line through steps with a figure, broken where a step had none
+    // compliance: a line through steps with a figure, broken where a step had none; dotted into the step
+    // still filling
     const mid = (p) => x(p.start + stepMs / 2);
     function line(ratioOf, colour, width, dash) {
       ctx.strokeStyle = colour;
       ctx.lineWidth = width;
-      ctx.setLineDash(dash);
-      ctx.beginPath();
-      let drawing = false;
+      let prev = null;
       for (const p of points) {
         const r = ratioOf(p);
         if (r === null) {
-          drawing = false;
+          prev = null;
           continue;
         }
-        if (drawing) ctx.lineTo(mid(p), y(r));
-        else ctx.moveTo(mid(p), y(r));
-        drawing = true;
+        if (prev) {
+          ctx.setLineDash(p.partial ? [2, 4] : dash);
+          ctx.beginPath();
+          ctx.moveTo(mid(prev.p), y(prev.r));
+          ctx.lineTo(mid(p), y(r));
+          ctx.stroke();
+        }
+        prev = { p, r };
       }
-      ctx.stroke();
       ctx.setLineDash([]);
     }
     const dot = points.length <= 200 ? 3.5 : 2;
@@ -120,10 +150,18 @@ export function drawChart(canvas, series) {
     for (const p of points) {
       const r = primary(p);
       if (r === null) continue;
-      ctx.fillStyle = colours[grade(r)];
       ctx.beginPath();
-      ctx.arc(mid(p), y(r), dot, 0, 2 * Math.PI);
-      ctx.fill();
+      ctx.arc(mid(p), y(r), p.partial ? dot + 1 : dot, 0, 2 * Math.PI);
+      if (p.partial) { // hollow: this figure is still moving
+        ctx.fillStyle = css("--card");
+        ctx.fill();
+        ctx.strokeStyle = colours[grade(r)];
+        ctx.lineWidth = 2;
+        ctx.stroke();
+      } else {
+        ctx.fillStyle = colours[grade(r)];
+        ctx.fill();
+      }
     }
 
     if (!totalFaces) {
@@ -143,7 +181,10 @@ export function drawChart(canvas, series) {
     }
   }
   frame();
-  canvas.dataset.points = String(points.length);
+  canvas.dataset.points = String(series.points.length);
+  canvas.dataset.shown = String(points.length);
+  canvas.dataset.from = String(start);
+  canvas.dataset.partial = String(points.some((p) => p.partial));
   canvas.dataset.faces = String(totalFaces);
   canvas.dataset.people = String(totalPeople);
   canvas.dataset.rendered = "true";
@@ -152,9 +193,10 @@ export function drawChart(canvas, series) {
     indexAt: (px) => Math.min(points.length - 1, Math.max(0, Math.floor(((px - x0) / (x1 - x0)) * points.length))),
     describe: (i) => {
       const p = points[i];
+      const when = `${moment(p.start)}${p.partial ? " (still filling)" : ""}`;
       const observations = `observations ${pct(p.compliance)} of ${p.faces} faces`;
-      if (!byPeople) return `${clockTime(p.start, multiDay)} · ${observations}, ${p.without_mask} without mask`;
-      return `${clockTime(p.start, multiDay)} · people ${pct(p.people_compliance)} of ${p.people}, ` +
+      if (!byPeople) return `${when} · ${observations}, ${p.without_mask} without mask`;
+      return `${when} · people ${pct(p.people_compliance)} of ${p.people}, ` +
         `${p.people_without_mask} without mask · ${observations}`;
     },
   };

@@ -1,12 +1,15 @@
-// The overview: the site's headline figures (people first, observations below) and one live tile per camera.
+// The overview: compliance alerts and failing processes on top, the site's headline figures (people first,
+// observations below), the site's recent violations, and one live tile per camera.
 import {
-  cameraAge, connectLive, count, grade, gradeWord, initialData, refreshImage, setGrade, showRatio, showResult, showStatus,
-  showUnmasked,
+  cameraAge, connectLive, count, grade, gradeWord, initialData, pct, refreshImage, setGrade, showRatio, showResult,
+  showStatus, showUnmasked, timeElement, violationCard,
 } from "./common.js";
 
 const tiles = document.getElementById("tiles");
 const template = document.getElementById("tile-template");
+const strip = document.getElementById("violations");
 const byCamera = new Map();
+const STRIP_MAX = 12;
 
 const cameraPath = (id) => `/cameras/${encodeURIComponent(id)}`;
 const framePath = (id, token) => `/api/cameras/${encodeURIComponent(id)}/latest.jpg?v=${token}`;
@@ -60,6 +63,65 @@ function renderSite(site) {
   document.querySelector("[data-site-online]").textContent = `${site.online} / ${site.cameras}`;
 }
 
+/** One banner per firing alert: which camera, the figure it fired on, since when. */
+function renderAlerts(alerts) {
+  const box = document.getElementById("alerts");
+  box.replaceChildren(...alerts.map((a) => {
+    const banner = document.createElement("div");
+    banner.className = "banner banner-alert";
+    banner.dataset.alert = a.camera;
+    banner.setAttribute("role", "alert");
+    const what = document.createElement("strong");
+    what.textContent = "Alert";
+    const cam = document.createElement("a");
+    cam.href = `/cameras/${encodeURIComponent(a.camera)}`;
+    cam.textContent = a.camera;
+    const n = a.basis === "people" ? `${count(a.people)} ${a.people === 1 ? "person" : "people"}` : `${count(a.faces)} faces`;
+    banner.append(what, cam, `: ${pct(a.compliance)} of ${n} wore a mask over ${Math.round(a.window_s / 60)} min, ` +
+      `below ${pct(a.threshold)} · firing since `, timeElement(a.since));
+    return banner;
+  }));
+  const firing = new Set(alerts.map((a) => a.camera));
+  for (const [id, tile] of byCamera) {
+    tile.classList.toggle("alerting", firing.has(id));
+    tile.querySelector("[data-alert]").hidden = !firing.has(id);
+  }
+}
+
+/** One banner per child process of `maskwatch up` that keeps failing, with its last error. */
+function renderFailing(failing) {
+  document.getElementById("failing").replaceChildren(...failing.map((p) => {
+    const banner = document.createElement("div");
+    banner.className = "banner banner-failing";
+    banner.dataset.process = p.name;
+    const what = document.createElement("strong");
+    const restarts = `${p.restarts} restart${p.restarts === 1 ? "" : "s"}`;
+    const detail = document.createElement("span");
+    if (p.state === "unknown") {
+      what.textContent = `${p.name}: no report`;
+      detail.textContent = " — the `maskwatch up` running it stopped reporting; ";
+    } else if (p.state === "stopped") {
+      what.textContent = `${p.name} has stopped`;
+      detail.append(` — given up on after ${restarts} (it failed each time it started), since `, timeElement(p.since),
+        ". It needs fixing, then a restart of `maskwatch up`. ");
+    } else {
+      what.textContent = `${p.name} is failing`;
+      detail.append(` — ${restarts}, failing since `, timeElement(p.since), ". ");
+    }
+    const link = document.createElement("a");
+    link.href = "/system";
+    link.textContent = "System";
+    banner.append(what, detail, link);
+    if (p.last_error) {
+      const error = document.createElement("pre");
+      error.className = "process-error";
+      error.textContent = p.last_error;
+      banner.append(error);
+    }
+    return banner;
+  }));
+}
+
 function renderOverview(ov) {
   renderSite(ov.site);
   const seen = new Set();
@@ -77,6 +139,20 @@ function renderOverview(ov) {
     }
   }
   document.getElementById("no-cameras").hidden = ov.cameras.length > 0;
+  renderAlerts(ov.alerts);
+  renderFailing(ov.failing);
+}
+
+/** Violations into the strip, newest first; `atTop` for new ones from the live stream. */
+function addViolations(events, atTop) {
+  for (const ev of events) {
+    if (strip.querySelector(`[data-event="${CSS.escape(ev.id)}"]`)) continue;
+    const card = violationCard(ev, true);
+    if (atTop) strip.prepend(card);
+    else strip.append(card);
+  }
+  while (strip.children.length > STRIP_MAX) strip.lastElementChild.remove();
+  document.getElementById("no-violations").hidden = strip.children.length > 0;
 }
 
 function onResults(newest) {
@@ -89,6 +165,7 @@ function onResults(newest) {
 }
 
 function onViolation(event) {
+  addViolations([event], true);
   const tile = byCamera.get(event.camera);
   if (!tile) return;
   tile.classList.remove("flash");
@@ -97,6 +174,7 @@ function onViolation(event) {
 }
 
 renderOverview(initialData());
+addViolations(initialData("initial-events"), false);
 connectLive(["overview", "results", "violations"], {
   overview: renderOverview,
   results: onResults,
