@@ -55,10 +55,12 @@ import redis
 from tqdm import tqdm
 
 from bench.common import emit, machine, private_redis, show
+from bench.people_score import ScenePeople, people_figures, scene_people
 from bench.scenes.walking import FaceTruth, WalkingScene, face_pool, preset_scene
 from maskwatch.codec import Face, Frame, encode_frame
 from maskwatch.keys import Keys
 from maskwatch.settings import Settings
+from maskwatch.utils import now_ms
 from maskwatch.vision.jpeg import encode_jpeg
 from maskwatch.vision.motion import GateDecision
 from maskwatch.vision.pipeline import Pipeline
@@ -67,12 +69,18 @@ from worker.consumer import Entry
 from worker.processing import Processor
 from worker.tracks import CameraTracks
 
+# What the people issue asks of the gated path (the product's defaults), over all scenes: the count
+# error as a share of truth, recall and correctness as shares, compliance error in points.
+PEOPLE_BARS = {"people_count_error": ("<=", 0.05), "person_unmasked_recall": (">=", 0.95),
+               "person_masked_correct": (">=", 0.95), "people_compliance_error_pp": ("<=", 3.0)}
 MIN_IOU = 0.3
 MIN_VISIBLE = 0.5
 TODAY, GATED = "today", "gated"
 PAIRED = "today@gated_frames"  # today's results on the frames the gate sent, scored as a path of its own
 WITHIN_PTS = 1.0  # the gated path's per-frame unmasked-flagged share may trail today's by at most this
-EPOCH_MS = 1_700_000_000_000  # capture times: the scenes' own, from a fixed epoch
+# Capture times: the scenes' own, from yesterday's midnight (UTC): a reader refuses frames stamped
+# far from its clock, and a whole day keeps every run of a day on the same minute buckets.
+EPOCH_MS = (now_ms() // 86_400_000 - 1) * 86_400_000
 
 
 @dataclass(frozen=True)
@@ -165,10 +173,14 @@ class Score:
     due: dict[str, FaceTally] = field(default_factory=lambda: {k: FaceTally() for k in ("unmasked", "masked")})
     # per scene, per person: label and sightings
     people: list[dict[int, tuple[str, list[Sighting]]]] = field(default_factory=list)
+    records: list[ScenePeople] = field(default_factory=list)  # per scene: the person records against truth
 
-    def add_scene(self, truth: Sequence[Sequence[FaceTruth]], analysed: dict[int, list[Face]]) -> None:
-        """Score one scene: its truth per frame, and the faces a path gave for each frame it analysed."""
+    def add_scene(self, truth: Sequence[Sequence[FaceTruth]], analysed: dict[int, list[Face]],
+                  records: Sequence[tuple[str, str]] | None = None) -> None:
+        """Score one scene: its truth per frame, the faces a path gave for each frame it analysed and,
+        for a tracked path, its person records (track id, label)."""
         people: dict[int, tuple[str, list[Sighting]]] = {}
+        face_frames, shown = Counter[str](), Counter[str]()
         for seq, faces_true in enumerate(truth):
             self.frames_due += 1
             for t in faces_true:
@@ -179,6 +191,7 @@ class Score:
             matched = match_faces(faces_true, result)
             self.frames_analysed += seen
             self.false_positives += len(result) - len(matched)
+            shown.update(f.label for f in result)
             for i, t in enumerate(faces_true):
                 if t.visible < MIN_VISIBLE:
                     continue
@@ -188,11 +201,16 @@ class Score:
                 self.due[kind].add(one)
                 if seen:
                     self.frame[kind].add(one)
+                    face_frames[t.label] += 1
             for i, j in matched.items():
                 t = faces_true[i]
                 if t.person_id in people:
                     people[t.person_id][1].append(Sighting(seq, result[j].track, result[j].label))
         self.people.append(people)
+        if records is not None:
+            self.records.append(scene_people(
+                people, records, (face_frames["with_mask"], face_frames.total()),
+                (shown["with_mask"], shown.total())))
 
     def add(self, other: Score) -> None:
         self.frames_due += other.frames_due
@@ -202,6 +220,7 @@ class Score:
             for kind in mine:
                 mine[kind].add(theirs[kind])
         self.people += other.people
+        self.records += other.records
 
     def figures(self, tracked: bool) -> dict[str, Any]:
         per_person = person_figures(self.people, tracked)
@@ -213,6 +232,7 @@ class Score:
             "per_frame_due": tally_figures(self.due),
             "per_person": per_person,
             "tracks": track_figures(self.people) if tracked else None,
+            "people": people_figures(self.records) if self.records else None,
         }
 
 
@@ -287,6 +307,7 @@ class Run:
     spec: PathSpec
     processor: Processor
     analysed: list[dict[int, list[Face]]]
+    records: list[list[tuple[str, str]]]  # per scene: the person records written (track id, label)
     worker_s: float = 0.0
     producer_s: float = 0.0
     crops: int = 0
@@ -339,10 +360,22 @@ def play(group: str, scenes: Sequence[WalkingScene], runs: list[Run], keyframe_s
             run.crops += out.crops
             for o in out.outcomes:
                 run.analysed[cams.index(o.result.cam)][o.result.seq] = list(o.result.faces)
+                run.records[cams.index(o.result.cam)] += [(p.id, p.label) for p in o.people]
     for run in runs:
         if run.spec.gated:
             run.producer_s += gate_s
+            end_people(run, cams)
     return {"frames": frames_of(scenes) * len(scenes), **counts, "gate_cpu_s": gate_s}
+
+
+def end_people(run: Run, cams: Sequence[str]) -> None:
+    """The scenes are over: every live track that was looked at becomes a person, as when a video ends."""
+    tracks = run.processor.tracks
+    assert tracks is not None  # a gated run tracks
+    for k, cam in enumerate(cams):
+        if cam in tracks.trackers:
+            run.records[k] += [(f"{cam}-{e.track_id}", e.label) for e in tracks.trackers[cam].end_all()
+                               if e.label and tracks.is_person(e.looks, e.frames)]
 
 
 def frames_of(scenes: Sequence[WalkingScene]) -> int:
@@ -357,10 +390,9 @@ def build_runs(specs: Sequence[PathSpec], base: Settings, pipelines: dict[tuple,
     for spec in specs:
         s = base.override(**dict(spec.overrides))
         pipeline = pipelines[spec.overrides]
-        tracks = (CameraTracks(r, Keys(f"bench-{group}-{spec.name}"), pipeline, s.track_max_age_ms,
-                               s.track_relook_ms, s.mask_threshold) if spec.gated else None)
+        tracks = CameraTracks(r, Keys(f"bench-{group}-{spec.name}"), pipeline, s) if spec.gated else None
         processor = Processor(pipeline, f"bench-{spec.name}", s, None, tracks)
-        runs.append(Run(spec, processor, [{} for _ in range(n_scenes)]))
+        runs.append(Run(spec, processor, [{} for _ in range(n_scenes)], [[] for _ in range(n_scenes)]))
     return runs
 
 
@@ -398,8 +430,8 @@ def evaluate(args: argparse.Namespace, base: Settings) -> dict[str, Any]:
                                              for k, v in played.items()}}
             for run in runs:
                 score = Score()
-                for scene, analysed in zip(scenes, run.analysed):
-                    score.add_scene(scene.truth[:frames_of(scenes)], analysed)
+                for scene, analysed, records in zip(scenes, run.analysed, run.records):
+                    score.add_scene(scene.truth[:frames_of(scenes)], analysed, records if run.spec.gated else None)
                 scores[run.spec.name].add(score)
                 figs = score.figures(run.spec.gated)
                 figs["cpu"] = {"worker_ms_per_camera_s": round(1000 * run.worker_s / seconds, 1),
@@ -448,6 +480,17 @@ ROWS: list[tuple[str, str, str]] = [  # title, where in a path's group figures, 
     ("  flagged at least once", "per_person.unmasked_flagged_any", "pct"),
     ("  masked people called masked", "per_person.masked_called_masked", "pct"),
     ("  masked people flagged at least once", "per_person.masked_flagged_any", "pct"),
+    ("person records (tracked): people in truth", "people.people_truth", "int"),
+    ("  people counted", "people.people_counted", "int"),
+    ("  count error", "people.people_count_error", "pct"),
+    ("  split people", "people.split_people", "int"),
+    ("  merged records", "people.merged_records", "int"),
+    ("  phantom records", "people.phantom_records", "int"),
+    ("  unmasked people recalled (main record)", "people.person_unmasked_recall", "pct"),
+    ("  unmasked people with an event", "people.person_unmasked_alerted", "pct"),
+    ("  masked people labelled masked", "people.person_masked_correct", "pct"),
+    ("  compliance error by people, pts", "people.people_compliance_error_pp", "num"),
+    ("  compliance error by face-frames, pts", "people.face_frames_compliance_error_pp", "num"),
     ("tracks per person found", "tracks.tracks_per_person", "num"),
     ("ID switches", "tracks.id_switches", "int"),
     ("tracks matched to 2+ people", "tracks.merged_tracks", "int"),
@@ -496,6 +539,14 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
         "per_person_masked_called_masked": each("per_person.masked_called_masked"),
         "tracks_per_person": each("tracks.tracks_per_person"), "id_switches": each("tracks.id_switches"),
     }
+    people = _get(paths[GATED].get("all"), "people") or {}
+    for name in PEOPLE_BARS:
+        out[name] = people.get(name)
+    out["face_frames_compliance_error_pp"] = people.get("face_frames_compliance_error_pp")
+    out["people_bars"] = {name: f"{op} {bar:g}" for name, (op, bar) in PEOPLE_BARS.items()}
+    out["people_bars_met"] = all(
+        out[name] is not None and (out[name] <= bar if op == "<=" else out[name] >= bar)
+        for name, (op, bar) in PEOPLE_BARS.items())
     for group in ("quiet", "busy"):
         if group in result["groups"]:
             out[f"cpu_ms_per_camera_s_{group}"] = each("cpu.total_ms_per_camera_s", group)
@@ -535,6 +586,12 @@ def main(args: argparse.Namespace, base: Settings) -> int:
               f"analysed, {d['per_frame_all_due']:+.2f} pts over all frames due, {d['per_frame_same_frames']:+.2f} "
               f"pts against today on the frames the gate sent; within {WITHIN_PTS:g} pt: "
               f"{head[f'gated_within_{WITHIN_PTS:g}pt_of_today']}\n", flush=True)
+    if head["people_count_error"] is not None:
+        print("people (gated, person records): count error {people_count_error:.1%}, unmasked recalled "
+              "{person_unmasked_recall:.1%}, masked labelled masked {person_masked_correct:.1%}, compliance error "
+              "{people_compliance_error_pp:.2f} pts by people against {face_frames_compliance_error_pp:.2f} by "
+              "face-frames; bars ({bars}) met: {people_bars_met}\n".format(
+                  **head, bars=", ".join(f"{k} {v}" for k, v in head["people_bars"].items())), flush=True)
     vision = ("det_score", "det_upscale", "det_max_side", "det_zoom_score", "det_zoom_px", "det_flip",
               "min_face_px", "crop_margin", "mask_threshold", "track_max_age_ms", "track_relook_ms")
     emit({"bench": "quality", "mode": "walking", "machine": machine(), "seed": args.seed, "seconds": args.seconds,

@@ -11,7 +11,7 @@ import pytest
 from bench.scenes.walking import preset_scene
 from bench.tracking import Ours, main, run, score, simulate
 from maskwatch.vision.detect import Detection
-from maskwatch.vision.tracking import FaceTracker, LookPolicy, TrackerStateError, sharpness
+from maskwatch.vision.tracking import FaceTracker, LookPolicy, TrackerStateError, appearance, sharpness
 from tests.conftest import DATA, need_shared
 
 FRAME = (640, 360)
@@ -74,6 +74,35 @@ def test_a_person_standing_20_s_seen_only_on_keyframes_keeps_one_id():
         ts, x = ts + STEP_MS, x + 30
         ids.append(tracker.update(ts, [face(x, 150, 28, rng)], FRAME).faces[0].track_id)
     assert set(ids) == {1}
+
+
+def handover(rng: np.random.Generator) -> list[tuple[int, list[tuple[str, Detection]]]]:
+    """B walks in and turns away just as A, standing where B stopped being seen, turns round to the camera."""
+    frames = []
+    for i in range(25):
+        bx = 60 + 120 * i * STEP_MS / 1000
+        frames.append((i * STEP_MS, [("b", face(bx, 150, 30, rng))] if bx < 300 else [("a", face(310, 150, 30, rng))]))
+    return frames
+
+
+def test_a_face_of_other_colours_where_a_track_was_lost_is_someone_new():
+    red, blue = np.zeros((24, 24, 3), np.uint8), np.zeros((24, 24, 3), np.uint8)
+    red[..., 1:] = (60, 180)
+    blue[..., :2] = (170, 90)
+
+    def ids(colours: bool, restart_at: int | None = None) -> dict[str, set[int]]:
+        tracker, out = FaceTracker(max_appearance=0.45), {}
+        for k, (ts, seen) in enumerate(handover(np.random.default_rng(3))):
+            if k == restart_at:  # the camera moves to another worker: the colours travel with the checkpoint
+                tracker = FaceTracker.from_state(json.loads(json.dumps(tracker.to_state())), max_appearance=0.45)
+            looks = [appearance(red if who == "a" else blue) for who, _ in seen] if colours else None
+            for (who, _), f in zip(seen, tracker.update(ts, [d for _, d in seen], FRAME, looks).faces):
+                out.setdefault(who, set()).add(f.track_id)
+        return out
+
+    assert ids(colours=False) == {"b": {1}, "a": {1}}  # by motion alone, A takes over B's track
+    assert ids(colours=True) == {"b": {1}, "a": {2}}
+    assert ids(colours=True, restart_at=8) == {"b": {1}, "a": {2}}
 
 
 def test_a_track_ends_after_max_age_once_with_what_a_person_record_needs():

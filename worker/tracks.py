@@ -22,10 +22,11 @@ import redis
 
 from maskwatch.codec import Face, Frame
 from maskwatch.keys import Keys
+from maskwatch.settings import Settings
 from maskwatch.vision.detect import Detection
 from maskwatch.vision.pipeline import Pipeline
 from maskwatch.vision.privacy import Privacy
-from maskwatch.vision.tracking import EndedTrack, FaceTracker, LookPolicy, Track, TrackedFace, sharpness
+from maskwatch.vision.tracking import EndedTrack, FaceTracker, LookPolicy, Track, TrackedFace, appearance, sharpness
 from maskwatch.vision.violations import snapshot
 
 log = logging.getLogger(__name__)
@@ -73,11 +74,13 @@ class _Look:
 class CameraTracks:
     """The trackers of the cameras this worker holds, loaded from their checkpoints when first needed."""
 
-    def __init__(self, r: redis.Redis, keys: Keys, pipeline: Pipeline, max_age_ms: int, relook_ms: int,
-                 threshold: float):
+    def __init__(self, r: redis.Redis, keys: Keys, pipeline: Pipeline, s: Settings):
         self.r, self.keys, self.pipeline = r, keys, pipeline
-        self.settings: dict[str, Any] = {"max_age_ms": max_age_ms,
-                                         "policy": LookPolicy(relook_ms=relook_ms, threshold=threshold)}
+        self.settings: dict[str, Any] = {
+            "max_age_ms": s.track_max_age_ms, "max_appearance": s.track_max_appearance,
+            "policy": LookPolicy(relook_ms=s.track_relook_ms, threshold=s.mask_threshold)}
+        # A track seen in fewer frames is not a person: a false detection, or a face glimpsed at the edge.
+        self.min_frames = s.person_min_frames
         self.trackers: dict[str, FaceTracker] = {}
         # Best-look snapshot of each live track, in memory only: whether it may be stored is known when
         # the person leaves (their voted label). A camera that moves loses these; its records do not.
@@ -124,11 +127,11 @@ class CameraTracks:
             tracker = self.tracker(frame.cam)
             h, w = image.shape[:2]
             alive = dict(tracker.tracks)
-            update = tracker.update(frame.ts, dets, (w, h))
+            crops = [self.pipeline.crop(image, d.box) for d in dets]
+            update = tracker.update(frame.ts, dets, (w, h), [appearance(c) for c in crops])
             tracked[i] = update.faces
             left[i] = [alive[e.track_id] for e in update.ended if e.track_id in alive]
-            for tf in tracked[i]:
-                crop = self.pipeline.crop(image, tf.box)
+            for tf, crop in zip(tracked[i], crops):  # one tracked face a detection, in order
                 px, sharp = float(max(tf.box[2], tf.box[3])), sharpness(crop)
                 if (frame.cam, tf.track_id) not in asked and tf.track.needs_look(px, sharp, frame.ts):
                     asked.add((frame.cam, tf.track_id))
@@ -146,9 +149,14 @@ class CameraTracks:
             if look.track.best_look is not best_before[id(look.track)] and privacy[cam].store != "none":
                 image = privacy[cam].snapshot(frames[look.frame][1], faces[look.frame], look.box)
                 self.best[(cam, look.track.id)] = snapshot(image, faces[look.frame])
-        out = [Tracked(found, state, [self._person(frame.cam, t, privacy[frame.cam]) for t in gone if t.looks])
+        out = [Tracked(found, state, [self._person(frame.cam, t, privacy[frame.cam]) for t in gone
+                                      if self.is_person(t.n_looks, t.frames)])
                for (frame, _, _), found, state, gone in zip(frames, faces, states, left)]
         return out, len(looks)
+
+    def is_person(self, looks: int, frames: int) -> bool:
+        """Whether a track that ended counts as a person: looked at, and seen in enough frames."""
+        return looks > 0 and frames >= self.min_frames
 
     def _person(self, cam: str, track: Track, privacy: Privacy) -> Person:
         ended = EndedTrack.of(track)

@@ -56,6 +56,33 @@ MAX_SPEED = 12.0  # face sizes / s: no face moves faster between two sightings (
 SHARP_HALF = 200.0
 
 
+APPEARANCE_BINS = (8, 4)  # hue x saturation: colour that survives a 16 px face, JPEG and changing light
+APPEARANCE_MEMORY = 0.3  # weight of a new sighting in a track's running appearance
+
+
+def appearance(crop: np.ndarray) -> np.ndarray:
+    """A face crop's colour as a normalised hue-saturation histogram, for telling two faces apart.
+
+    Hue and saturation, not brightness: the light drifts, and a face's colours (skin, hair, a
+    mask) stay. Compare two with :func:`appearance_distance`.
+
+    >>> red = np.zeros((16, 16, 3), np.uint8); red[..., 2] = 200
+    >>> blue = np.zeros((16, 16, 3), np.uint8); blue[..., 0] = 200
+    >>> appearance_distance(appearance(red), appearance(red)), appearance_distance(appearance(red), appearance(blue))
+    (0.0, 1.0)
+    """
+    if crop.size == 0:
+        return np.full(APPEARANCE_BINS[0] * APPEARANCE_BINS[1], 1 / (APPEARANCE_BINS[0] * APPEARANCE_BINS[1]))
+    hsv = cv2.cvtColor(crop, cv2.COLOR_BGR2HSV)
+    hist = cv2.calcHist([hsv], [0, 1], None, list(APPEARANCE_BINS), [0, 180, 0, 256]).ravel().astype(np.float64)
+    return hist / max(float(hist.sum()), 1.0)
+
+
+def appearance_distance(p: np.ndarray, q: np.ndarray) -> float:
+    """Hellinger distance of two :func:`appearance` histograms: 0 the same colours, 1 none in common."""
+    return round(float(np.sqrt(max(0.0, 1.0 - float(np.sqrt(p * q).sum())))), 6)
+
+
 def sharpness(crop: np.ndarray) -> float:
     """Variance of the Laplacian of the crop in grey: low when blurred (motion, focus, compression).
 
@@ -129,6 +156,12 @@ class Track:
         self.last_look_ts: int | None = None
         self.best_px = 0.0  # largest face looked at, over all looks (also those no longer kept)
         self.best_sharpness = 0.0
+        self.appearance: np.ndarray | None = None  # running :func:`appearance` of its face, once seen
+
+    def see(self, look: np.ndarray) -> None:
+        """Fold one sighting's :func:`appearance` into the track's."""
+        self.appearance = look if self.appearance is None else (
+            (1 - APPEARANCE_MEMORY) * self.appearance + APPEARANCE_MEMORY * look)
 
     # --- motion -------------------------------------------------------------------------------------
 
@@ -223,7 +256,8 @@ class Track:
                 "box": list(self.box), "x": self.x.tolist(),
                 "p": [[float(p[0, 0]), float(p[0, 1]), float(p[1, 1])] for p in self.P],
                 "looks": [look.to_json() for look in self.looks], "n_looks": self.n_looks,
-                "look_ts": self.last_look_ts, "best_px": self.best_px, "best_sharpness": self.best_sharpness}
+                "look_ts": self.last_look_ts, "best_px": self.best_px, "best_sharpness": self.best_sharpness,
+                "app": None if self.appearance is None else [round(float(v), 5) for v in self.appearance]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any], policy: LookPolicy) -> Track:
@@ -236,6 +270,8 @@ class Track:
         track.n_looks = int(data["n_looks"])
         track.last_look_ts = None if data["look_ts"] is None else int(data["look_ts"])
         track.best_px, track.best_sharpness = float(data["best_px"]), float(data["best_sharpness"])
+        app = data.get("app")  # absent in states written before appearance was kept
+        track.appearance = None if app is None else np.array(app, np.float64)
         return track
 
 
@@ -299,26 +335,32 @@ class FaceTracker:
     keyframes, every 2 s, and the detector may miss one or two of them). ``max_jump``: face sizes
     a detection may lie from a track's prediction. ``still_gap_ms``: a longer gap between frames
     means motion gating saw nothing move. ``policy``: when to classify (:class:`LookPolicy`).
+    ``max_appearance``: when detections come with their :func:`appearance`, a detection farther
+    than this from a track's running appearance is not that track's face (1: colours not used),
+    so two people who cross where the motion model cannot tell them apart keep their tracks.
     Track ids count up from 1 per camera and survive :meth:`to_state` / :meth:`from_state`.
     """
 
     def __init__(self, max_age_ms: int = 6000, max_jump: float = 4.0, still_gap_ms: int = 1000,
-                 policy: LookPolicy | None = None):
-        if max_age_ms <= 0 or max_jump <= 0 or still_gap_ms <= 0:
+                 policy: LookPolicy | None = None, max_appearance: float = 1.0):
+        if max_age_ms <= 0 or max_jump <= 0 or still_gap_ms <= 0 or not 0 < max_appearance <= 1:
             raise ValueError(f"tracker settings must be positive: max_age_ms={max_age_ms}, max_jump={max_jump}, "
-                             f"still_gap_ms={still_gap_ms}")
+                             f"still_gap_ms={still_gap_ms}; and 0 < max_appearance={max_appearance} <= 1")
         self.max_age_ms, self.max_jump, self.still_gap_ms = max_age_ms, max_jump, still_gap_ms
+        self.max_appearance = max_appearance
         self.policy = policy or LookPolicy()
         self.tracks: dict[int, Track] = {}
         self.next_id = 1
         self.ts: int | None = None  # capture time of the last frame seen
 
-    def update(self, ts_ms: int, detections: Sequence[Detection],
-               frame_size: tuple[int, int] | None = None) -> FrameTracks:
+    def update(self, ts_ms: int, detections: Sequence[Detection], frame_size: tuple[int, int] | None = None,
+               appearances: Sequence[np.ndarray] | None = None) -> FrameTracks:
         """Associate a frame's detections with tracks: each detection's track, in order, and the tracks that ended.
 
         ``frame_size`` (width, height), when given, ends a track whose face the motion model
-        carries out of the frame, so it cannot catch someone who comes in where it left. A frame
+        carries out of the frame, so it cannot catch someone who comes in where it left.
+        ``appearances``, when given, one :func:`appearance` a detection, keep a track from taking
+        a face of other colours (``max_appearance``) and are folded into the tracks. A frame
         older than the last one (a redelivery after a hand-over) is associated without moving the
         tracks back in time.
         """
@@ -336,18 +378,21 @@ class FaceTracker:
 
         tracks = list(self.tracks.values())
         faces: list[TrackedFace | None] = [None] * len(detections)
-        for ti, di, stopped in self._associate(tracks, detections, ts_ms):
+        for ti, di, stopped in self._associate(tracks, detections, ts_ms, appearances):
             det = detections[di]
             if stopped:
                 tracks[ti].stop()
             tracks[ti].correct(ts_ms, det.box)
             faces[di] = TrackedFace(tracks[ti], det.box, det.confidence, is_new=False)
         for di, det in enumerate(detections):
-            if faces[di] is None:
+            face = faces[di]
+            if face is None:
                 track = Track(self.next_id, ts_ms, det.box, self.policy)
                 self.next_id += 1
                 self.tracks[track.id] = track
-                faces[di] = TrackedFace(track, det.box, det.confidence, is_new=True)
+                face = faces[di] = TrackedFace(track, det.box, det.confidence, is_new=True)
+            if appearances is not None:
+                face.track.see(appearances[di])
         return FrameTracks([f for f in faces if f is not None], [EndedTrack.of(t) for t in ended])
 
     def end_all(self) -> list[EndedTrack]:
@@ -356,8 +401,8 @@ class FaceTracker:
         self.tracks.clear()
         return ended
 
-    def _associate(self, tracks: Sequence[Track], detections: Sequence[Detection],
-                   ts_ms: int) -> list[tuple[int, int, bool]]:
+    def _associate(self, tracks: Sequence[Track], detections: Sequence[Detection], ts_ms: int,
+                   appearances: Sequence[np.ndarray] | None) -> list[tuple[int, int, bool]]:
         """(track, detection, stopped) index pairs: first by the motion model, then "stopped where last seen".
 
         People stop abruptly, quicker than a constant-velocity model follows; a detection that no
@@ -379,6 +424,11 @@ class FaceTracker:
         seen = np.array([measure(t.box) for t in tracks])
         off = np.hypot(Z[None, :, 0] - seen[:, None, 0], Z[None, :, 1] - seen[:, None, 1]) / seen[:, None, 2]
         stopped_ok = (off <= STOP_REACH) & (np.abs(np.log(Z[None, :, 2] / seen[:, None, 2])) <= math.log(1.5))
+        if appearances is not None and self.max_appearance < 1:
+            alike = np.array([[t.appearance is None or appearance_distance(t.appearance, a) <= self.max_appearance
+                               for a in appearances] for t in tracks])
+            moving_ok &= alike
+            stopped_ok &= alike
         pairs: list[tuple[int, int, bool]] = []
         used_t: set[int] = set()
         used_d: set[int] = set()
