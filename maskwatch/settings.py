@@ -144,7 +144,8 @@ class Settings(BaseSettings):
     event_throttle_s: float = Field(30.0, ge=0, description=(
         "at most one violation event per camera in this many seconds"))
     event_flood_guard_s: float = Field(2.0, ge=0, description=(
-        "with tracking: one violation event per unmasked person, but at most one per camera per this many seconds"))
+        "with tracking: one violation event per unmasked person, but at most one per camera per this many seconds "
+        "of capture time"))
     snapshot_ttl_s: int = Field(7 * 86_400, ge=1, description=(
         "offline-analysis reports and their snapshots expire after this many seconds (live ones: retention_days)"))
     latest_ttl_s: int = Field(60, ge=1, description="a camera's newest annotated frame expires after this many seconds")

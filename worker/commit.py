@@ -2,7 +2,10 @@
 
 The script acknowledges the frame and, only if ``XACK`` returned 1 (this worker still owned a
 pending frame), adds its result, minute statistics, totals, the camera's tracker state after the
-frame and, at most once per camera per throttle window, a violation event with its snapshot. A
+frame and, at most once per camera per throttle window, a violation event with its snapshot. With
+tracking, the events are the unmasked people who left in the frame, one each, held back by the
+flood guard only when the camera's previous one came less than ``event_flood_guard_s`` before in
+capture time, so a worker catching up a backlog does not silence people who left seconds apart. A
 frame processed twice (a stalled worker whose camera moved on) is therefore counted once, and a
 worker killed before the script leaves the frame pending for the camera's next worker, which
 resumes from the tracker state of the last frame committed. The scripts of a batch travel in one
@@ -31,10 +34,11 @@ from worker.tracks import Person
 #       snapshot.
 # ARGV: 1 group, 2 entry id, 3 minute of the day, 4-7 counts (frames, faces, with_mask, without_mask),
 #       8 stats TTL s, 9 results MAXLEN, 10 tracker state JSON ('' keeps the stored one), 11 events MAXLEN,
-#       12 retention cutoff (epoch ms: older people leave the sorted set), 13 n = result field count,
-#       14.. result fields; then the frame event: '0', or '1', throttle ms, snapshot JPEG, snapshot TTL s,
-#       m = field count, m fields; then P and per person: track number, last seen ms, label, record JSON,
-#       record TTL s, snapshot JPEG ('' none), and their event as for the frame ('1' only for unmasked people).
+#       12 retention cutoff (epoch ms: older people leave the sorted set), 13 the frame's capture time (epoch ms),
+#       14 n = result field count, 15.. result fields; then the frame event: '0', or '1', throttle ms, snapshot
+#       JPEG, snapshot TTL s, m = field count, m fields; then P and per person: track number, last seen ms, label,
+#       record JSON, record TTL s, snapshot JPEG ('' none), and their event as for the frame ('1' only for unmasked
+#       people; its throttle is the flood guard).
 # Returns 0 when the frame was acknowledged before (nothing written), 1 counted, 2 counted with an event.
 _COMMIT = """
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
@@ -48,7 +52,7 @@ end
 local names = {'frames', 'faces', 'with_mask', 'without_mask'}
 for i = 1, 4 do count(names[i], tonumber(ARGV[3 + i])) end
 if ARGV[10] ~= '' then redis.call('SET', KEYS[8], ARGV[10]) end
-local at = 13
+local at = 14
 local function take()
   local v = ARGV[at]
   at = at + 1
@@ -62,10 +66,20 @@ local function fields()
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[9], '*', unpack(fields()))
 local result = 1
-local function event(snap_key)
+-- A frame event: one a throttle window of commit time. A person's (capture: the frame's capture time) is held
+-- back only when the camera's last one came less than the window before in the camera's time too, so a worker
+-- catching up a backlog does not silence people who left seconds apart in the scene.
+local function may_send(window_ms, capture)
+  if not capture then return redis.call('SET', KEYS[6], ARGV[2], 'NX', 'PX', window_ms) end
+  local last = tonumber(redis.call('GET', KEYS[6]))
+  if last and capture >= last and capture - last < tonumber(window_ms) then return false end
+  redis.call('SET', KEYS[6], capture, 'PX', window_ms)
+  return true
+end
+local function event(snap_key, capture)
   if take() ~= '1' then return end
   local throttle_ms, snapshot, snap_ttl, ev = take(), take(), take(), fields()
-  if throttle_ms == '0' or redis.call('SET', KEYS[6], ARGV[2], 'NX', 'PX', throttle_ms) then
+  if throttle_ms == '0' or may_send(throttle_ms, capture) then
     redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[11], '*', unpack(ev))
     if snapshot ~= '' then redis.call('SET', snap_key, snapshot, 'EX', snap_ttl) end
     result = 2
@@ -81,7 +95,7 @@ for i = 0, people - 1 do
     count('people', 1)
     count('people_' .. label, 1)
     if snapshot ~= '' then redis.call('SET', KEYS[11 + 2 * i], snapshot, 'EX', ttl) end
-    event(KEYS[11 + 2 * i])
+    event(KEYS[11 + 2 * i], tonumber(ARGV[13]))
   else
     if take() == '1' then at = at + 3; fields() end
   end
@@ -129,7 +143,7 @@ class Committer:
             result_fields = flat_fields(encode_result(res))
             args: list[bytes | str | int | float] = [
                 k.group, o.entry_id, minute, 1, len(res.faces), n_with, n_without, STATS_TTL_S,
-                self.s.results_maxlen, o.tracker_state, self.s.events_maxlen, now - privacy.retention_s,
+                self.s.results_maxlen, o.tracker_state, self.s.events_maxlen, now - privacy.retention_s, res.ts,
                 len(result_fields), *result_fields]
             args += self._event(o.event, o.snapshot, self.s.event_throttle_s, privacy)
             args.append(len(o.people))

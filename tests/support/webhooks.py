@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from maskwatch.cli.embedded_redis import free_port
+from maskwatch.signing import HEADER
 
 OK, HANG, DRIP = "ok", "hang", "drip"
 DRIP_EVERY_S = 0.2  # a trickling receiver sends a byte this often: under any read timeout of the tests
@@ -32,6 +33,8 @@ class Arrival:
     arrived: int
     ended: int | None = None  # None: still open
     answered: bool = False  # a whole 200 was sent (the client may have left before reading it)
+    raw: bytes = b""  # the body as it came, the bytes its signature covers
+    signature: str | None = None  # its X-MaskWatch-Signature header
 
     @property
     def key(self) -> tuple[str, int]:
@@ -62,9 +65,9 @@ class Receiver:
         with self._lock:
             return next(self._seq)
 
-    def arrive(self, body: dict[str, Any]) -> Arrival:
+    def arrive(self, raw: bytes, signature: str | None) -> Arrival:
         with self._lock:
-            arrival = Arrival(body, next(self._seq))
+            arrival = Arrival(json.loads(raw), next(self._seq), raw=raw, signature=signature)
             self.arrivals.append(arrival)
         return arrival
 
@@ -88,7 +91,7 @@ def receiver(mode: str = OK) -> Iterator[Receiver]:
         protocol_version = "HTTP/1.1"
 
         def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-            arrival = rec.arrive(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            arrival = rec.arrive(self.rfile.read(int(self.headers["Content-Length"])), self.headers.get(HEADER))
             try:
                 if rec.mode == DRIP:
                     self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Trickle: ")
