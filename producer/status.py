@@ -47,6 +47,7 @@ class CameraStats:
         self.last_frame_ts = self.last_motion_ts = 0
         self._first_taken: float | None = None
         self._lock = threading.Lock()
+        self._counting = threading.Lock()  # a snapshot never sees a frame counted as sent but not yet as a keyframe
         self._recent: deque[float] = deque()  # monotonic times of the frames taken (sent or idle) in the fps window
         metrics.up.labels(cam).set(0)
 
@@ -58,12 +59,13 @@ class CameraStats:
         self.metrics.up.labels(self.cam).set(1 if state == ONLINE else 0)
 
     def on_sent(self, ts_ms: int, key: bool = True) -> None:
-        self.sent += 1
+        with self._counting:
+            self.sent += 1
+            self.keyframes += key
         self.last_frame_ts = ts_ms
         self._taken()
         self.metrics.sent.labels(self.cam).inc()
         if key:
-            self.keyframes += 1
             self.metrics.keyframes.labels(self.cam).inc()
 
     def on_idle(self) -> None:
@@ -111,9 +113,11 @@ class CameraStats:
         return round(count / window, 2) if window > 0.2 else 0.0
 
     def snapshot(self) -> dict[FieldT, EncodableT]:
+        with self._counting:
+            sent, keyframes = self.sent, self.keyframes
         return {"state": self.state, "detail": self.detail, "last_error": self.last_error,
                 "last_frame_ts": self.last_frame_ts, "last_motion_ts": self.last_motion_ts, "fps": self.fps(),
-                "sent": self.sent, "keyframes": self.keyframes, "idle": self.idle, "skipped": self.skipped,
+                "sent": sent, "keyframes": keyframes, "idle": self.idle, "skipped": self.skipped,
                 "dropped": self.dropped, "reconnects": self.reconnects}
 
 

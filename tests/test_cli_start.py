@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from maskwatch.cli.embedded_redis import LOG, EmbeddedRedis, free_port
 from maskwatch.keys import Keys
 from maskwatch.processes import read_process_states
 from tests.conftest import MODELS, need_shared
-from tests.support.waiting import wait_for
+from tests.support.waiting import stop, wait_for
 
 
 def user_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -124,12 +123,7 @@ def test_up_started_anywhere_keeps_its_state_in_the_data_folder_and_takes_allow_
         assert set(states) == {"producer", "worker-1", "dashboard"}
         assert all(p.pid and p.state in ("starting", "running") for p in states.values()), states
     finally:
-        up.send_signal(signal.SIGINT)
-        try:
-            code = up.wait(60)
-        except subprocess.TimeoutExpired:
-            up.kill()
-            raise
+        code = stop(up)
     assert code == 0, log_text()[-3000:]
     assert "Traceback" not in log_text()
 

@@ -27,7 +27,7 @@ from maskwatch.codec import Event, encode_event
 from maskwatch.keys import Keys
 from maskwatch.settings import Settings
 from tests.support.producer import make_video
-from tests.support.waiting import wait_for
+from tests.support.waiting import stop, wait_for
 from tests.support.webhooks import DRIP, HANG, Receiver, receiver
 from worker.jobs.dispatch import ensure_group
 from worker.jobs.webhooks import job_timeout_s
@@ -56,13 +56,7 @@ def jobs_process(s: Settings, log: Path, *args: str) -> Iterator[subprocess.Pope
         yield proc
         assert proc.poll() is None, f"the jobs runner exited early:\n{log.read_text()[-3000:]}"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            code = proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise
+        code = stop(proc, signal.SIGTERM)
     assert code == 0, log.read_text()[-3000:]
 
 

@@ -29,7 +29,7 @@ from tests.conftest import MODELS
 from tests.support.deploy import K8S, kustomize, load_compose, maskwatch_args
 from tests.support.producer import make_video
 from tests.support.sockets import listening_addresses
-from tests.support.waiting import wait_for
+from tests.support.waiting import stop, wait_for
 from tests.support.webhooks import receiver
 
 WAITING = "waiting for it before starting"
@@ -60,12 +60,7 @@ class Process:
         return f"{self.command} (exit {self.proc.poll()}):\n" + "\n".join(self.lines()[-15:])
 
     def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+        return stop(self.proc, signal.SIGTERM)
 
 
 @contextmanager

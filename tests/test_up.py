@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from bench.scenes.compose import write_video
 from maskwatch.cli.embedded_redis import free_port
 from tests.conftest import DATA, MODELS, need_shared
 from tests.frames import scenes
-from tests.support.waiting import wait_for
+from tests.support.waiting import stop, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -93,12 +92,7 @@ def test_up_runs_two_file_cameras_and_stops_cleanly(tmp_path):
         assert "Traceback" not in second.stderr
         assert descendants(up.pid) == children, "the second up touched nothing of the first"
     finally:
-        up.send_signal(signal.SIGINT)
-        try:
-            code = up.wait(60)
-        except subprocess.TimeoutExpired:
-            up.kill()
-            raise
+        code = stop(up)
     assert code == 0, log_tail()
     # `up` waits for its children, but a grandchild may take a moment to be reaped by init.
     wait_for(lambda: not [p for p in children if alive(p)], 10,

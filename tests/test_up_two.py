@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ from maskwatch.cli.embedded_redis import free_port
 from tests.conftest import MODELS
 from tests.support.producer import make_video
 from tests.support.sockets import listening_addresses
-from tests.support.waiting import wait_for
+from tests.support.waiting import stop, wait_for
 
 pytestmark = pytest.mark.slow
 CHILDREN = {"producer", "worker-1", "jobs", "dashboard"}
@@ -64,12 +63,7 @@ class Up:
         return any(c["id"] == self.camera and c.get("totals", {}).get("frames", 0) > 0 for c in cams)
 
     def stop(self) -> int:
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            return self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+        return stop(self.proc)
 
 
 def test_two_ups_with_their_own_state_folders_run_side_by_side(tmp_path, yunet_dir):

@@ -13,6 +13,8 @@ AssertionError: timed out after 0.05 s waiting for a number (last value: 0)
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -35,3 +37,15 @@ def wait_for(predicate: Callable[[], T], timeout: float, message: str | Callable
             what = message() if callable(message) else message
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what} (last value: {value!r})")
         time.sleep(every)
+
+
+def stop(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 60) -> int:
+    """Ask a process to stop with ``sig`` (Ctrl-C by default) and return its exit code; kill it and fail the test
+    if it is still running ``timeout`` seconds later."""
+    proc.send_signal(sig)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"pid {proc.pid} still ran {timeout:g} s after signal {sig}; killed") from None
