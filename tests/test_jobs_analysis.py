@@ -12,6 +12,7 @@ import json
 import threading
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import redis
@@ -109,6 +110,21 @@ def test_a_corrupt_video_fails_the_job_with_a_clear_error(settings, r, keys, tmp
     assert failed[job.id].error.startswith("AnalysisError: video 'broken.mp4' cannot be read")
     assert "gone.mp4" in failed[missing.id].error and "not found" in failed[missing.id].error
     assert jobstore.read_report(r, keys, job.id) is None
+
+
+def test_a_file_that_is_no_video_fails_the_job_saying_what_it_is(settings, r, keys, tmp_path):
+    """Judged by content: a text file and an image uploaded under a video's name."""
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("meeting notes\n" * 50)
+    photo = tmp_path / "photo.mp4"
+    photo.write_bytes(cv2.imencode(".jpg", np.zeros((64, 64, 3), np.uint8))[1].tobytes())
+    jobs = {name: jobstore.enqueue_analysis(r, settings.prefix, {"path": str(tmp_path / name), "name": name})
+            for name in ("notes.mp4", "photo.mp4")}
+    Runner(settings, r).burst()
+    failed = {j.id: j.error for j in jobstore.jobs_overview(r, settings.prefix).failed}
+    assert "'notes.mp4' is a text file, not a video" in failed[jobs["notes.mp4"].id]
+    assert "'photo.mp4' is an image, not a video" in failed[jobs["photo.mp4"].id]
+    assert str(tmp_path) not in failed[jobs["notes.mp4"].id], "the runner's own paths are not shown"
 
 
 def test_analyze_command_waits_and_prints_the_report(settings, r, keys, video, capsys):

@@ -322,7 +322,7 @@ def _run_jobs(args: argparse.Namespace, s: Settings) -> int:
 
 
 def _run_analyze(args: argparse.Namespace, s: Settings) -> int:
-    from maskwatch.cli.analyze import check_video
+    from maskwatch.vision.media import check_video
     from worker.jobs.analysis import main
 
     check_video(args.video)

@@ -40,7 +40,7 @@ from maskwatch.keys import Keys
 from maskwatch.redis_conn import connect
 from maskwatch.settings import Settings
 from maskwatch.utils import now_ms
-from maskwatch.vision.media import sources
+from maskwatch.vision.media import check_video, sources
 from maskwatch.vision.pipeline import FrameSpec
 from maskwatch.vision.violations import find_violation, snapshot
 from worker.jobs.queue import JobContext, context
@@ -88,13 +88,14 @@ class Analysis:
         every = max(1, round(video_fps / self.fps))
         started = now_ms()
         try:
+            check_video(path)  # by its content: an upload's name says nothing about what it holds
             items, expected, is_video = sources(path, every)
             if not is_video:
                 raise AnalysisError(f"{name!r} is an image, not a video: use `maskwatch predict` for images")
             first = next(items)  # a corrupt file fails here, before the models load
             done = self._analyse(itertools.chain([first], items), video_fps, expected)
         except InputError as exc:
-            reason = str(exc).replace(f"{path}: ", "")
+            reason = str(exc).replace(f"{path}: ", "").replace(str(path), repr(name))
             raise AnalysisError(f"video {name!r} cannot be read: {reason}") from None
         self._progress(done, done)
         totals = total(self.per_second.values())
