@@ -63,7 +63,7 @@ def test_uploaded_video_is_analysed_and_reported(web, settings, r, keys, tmp_pat
 
 def test_failed_jobs_and_deliveries_show_with_their_errors(web, settings, r, keys, tmp_path):
     broken = tmp_path / "broken.avi"
-    broken.write_bytes(b"RIFF not really a video" * 100)
+    broken.write_bytes(b"RIFF" + bytes(range(256)) * 10)  # a video's header, then no video
     job_id = upload(web, broken).json()["job_id"]
     with receiver(fail=-1) as rec:
         runner = Runner(hook_settings(settings, rec.url, tries=1), r)
@@ -73,7 +73,7 @@ def test_failed_jobs_and_deliveries_show_with_their_errors(web, settings, r, key
     jobs = web.get("/api/jobs").json()
     errors = {j["id"]: j["error"] for j in jobs["failed"]}
     assert errors[job_id] == "AnalysisError: video 'broken.avi' cannot be read: " \
-                            "OpenCV cannot open this video (corrupt, or a codec it lacks)"
+                            "'broken.avi' is not a video OpenCV can read (corrupt, or a format or codec it lacks)"
     [delivery] = web.get("/api/deliveries/failed").json()
     assert delivery["camera"] == "gate" and delivery["attempts"] == 1 and "HTTP 500" in delivery["error"]
     assert SECRET not in str(delivery)
