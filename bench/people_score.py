@@ -74,9 +74,25 @@ class ScenePeople:
         return abs(100 * (measured - self.face_frames[0] / self.face_frames[1]))
 
 
-def scene_people(people: dict[int, tuple[str, list[Sighting]]], records: Sequence[tuple[str, str]],
-                 face_frames: tuple[int, int], shown_faces: tuple[int, int]) -> ScenePeople:
-    """Match one camera's records (track id, label) to its truth people through their sightings."""
+@dataclass(frozen=True)
+class PersonOutcome:
+    """What became of one truth person: their records and the label of the main one (``bench.quality --people-csv``)."""
+
+    person_id: int
+    truth: str
+    sightings: int  # analysed frames in which a result face matched theirs
+    records: tuple[str, ...]  # labels of the records whose track matched them most
+    main_label: str | None  # the label of the record covering most of their matched frames; None: no record
+
+    @property
+    def right(self) -> bool:
+        return self.main_label is not None and (self.main_label == UNMASKED) == (self.truth == UNMASKED)
+
+
+def person_outcomes(people: dict[int, tuple[str, list[Sighting]]], records: Sequence[tuple[str, str]]
+                    ) -> tuple[list[PersonOutcome], dict[str | None, Counter[int]]]:
+    """Each truth person's records (a record belongs to the person its track matched most), and, per
+    track, how often it matched each person."""
     owners: dict[str | None, Counter[int]] = defaultdict(Counter)
     for pid, (_, sightings) in people.items():
         for s in sightings:
@@ -86,27 +102,30 @@ def scene_people(people: dict[int, tuple[str, list[Sighting]]], records: Sequenc
     for track, label in records:
         if track in owner:
             by_person[owner[track]].append((track, label))
-    unmasked_right = unmasked_alerted = masked_right = 0
+    outcomes = []
     for pid, (truth_label, sightings) in people.items():
         mine = by_person.get(pid, [])
-        if not mine:
-            continue
         frames = Counter(s.track for s in sightings)
-        main_label = max(mine, key=lambda rec: frames[rec[0]])[1]
-        if truth_label == UNMASKED:
-            unmasked_right += main_label == UNMASKED
-            unmasked_alerted += any(label == UNMASKED for _, label in mine)
-        else:
-            masked_right += main_label != UNMASKED
-    labels = [label for label, _ in people.values()]
+        main = max(mine, key=lambda rec: frames[rec[0]])[1] if mine else None
+        outcomes.append(PersonOutcome(pid, truth_label, len(sightings), tuple(label for _, label in mine), main))
+    return outcomes, owners
+
+
+def scene_people(people: dict[int, tuple[str, list[Sighting]]], records: Sequence[tuple[str, str]],
+                 face_frames: tuple[int, int], shown_faces: tuple[int, int]) -> ScenePeople:
+    """Match one camera's records (track id, label) to its truth people through their sightings."""
+    outcomes, owners = person_outcomes(people, records)
+    unmasked = [o for o in outcomes if o.truth == UNMASKED]
+    masked = [o for o in outcomes if o.truth != UNMASKED]
     return ScenePeople(
-        truth=len(people), truth_masked=sum(lab != UNMASKED for lab in labels),
+        truth=len(outcomes), truth_masked=len(masked),
         records=len(records), records_masked=sum(label != UNMASKED for _, label in records),
-        split=sum(len(v) > 1 for v in by_person.values()),
-        merged=sum(len(owners[track]) > 1 for track, _ in records if track in owner),
-        phantoms=sum(track not in owner for track, _ in records),
-        unmasked=labels.count(UNMASKED), unmasked_right=unmasked_right, unmasked_alerted=unmasked_alerted,
-        masked=len(labels) - labels.count(UNMASKED), masked_right=masked_right,
+        split=sum(len(o.records) > 1 for o in outcomes),
+        merged=sum(len(owners[track]) > 1 for track, _ in records if track in owners),
+        phantoms=sum(track not in owners for track, _ in records),
+        unmasked=len(unmasked), unmasked_right=sum(o.right for o in unmasked),
+        unmasked_alerted=sum(UNMASKED in o.records for o in unmasked),
+        masked=len(masked), masked_right=sum(o.right for o in masked),
         face_frames=face_frames, shown_faces=shown_faces)
 
 

@@ -225,6 +225,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     walk.add_argument("--seconds", type=float, default=60.0, help="length of each scene (default 60)")
     walk.add_argument("--keyframe-s", type=float, default=Settings().motion_keyframe_s,
                       help="the gate's keyframe period (default: MASKWATCH_MOTION_KEYFRAME_S's default)")
+    walk.add_argument("--people-csv", type=Path, metavar="FILE",
+                      help="also write one row per truth person and tracked path (found, records, label) to FILE")
     walk.add_argument("--variant", type=parse_variant, action="append", default=[],
                       help="also the gated path with settings overridden, NAME:FLAG=VALUE[,FLAG=VALUE] "
                            "(e.g. up3:det_upscale=3); repeat for several")

@@ -44,10 +44,12 @@ is the JPEG encoding of the frames sent plus, gated, the motion detection of eve
 from __future__ import annotations
 
 import argparse
+import csv
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -55,7 +57,7 @@ import redis
 from tqdm import tqdm
 
 from bench.common import emit, machine, private_redis, show
-from bench.people_score import ScenePeople, people_figures, scene_people
+from bench.people_score import ScenePeople, people_figures, person_outcomes, scene_people
 from bench.scenes.walking import FaceTruth, WalkingScene, face_pool, preset_scene
 from maskwatch.codec import Face, Frame, encode_frame
 from maskwatch.keys import Keys
@@ -174,18 +176,21 @@ class Score:
     # per scene, per person: label and sightings
     people: list[dict[int, tuple[str, list[Sighting]]]] = field(default_factory=list)
     records: list[ScenePeople] = field(default_factory=list)  # per scene: the person records against truth
+    person_rows: list[dict[str, Any]] = field(default_factory=list)  # tracked: one row per truth person
 
     def add_scene(self, truth: Sequence[Sequence[FaceTruth]], analysed: dict[int, list[Face]],
-                  records: Sequence[tuple[str, str]] | None = None) -> None:
-        """Score one scene: its truth per frame, the faces a path gave for each frame it analysed and,
-        for a tracked path, its person records (track id, label)."""
+                  records: Sequence[tuple[str, str]] | None = None, cam: str = "") -> None:
+        """Score one scene (camera ``cam``): its truth per frame, the faces a path gave for each frame it
+        analysed and, for a tracked path, its person records (track id, label)."""
         people: dict[int, tuple[str, list[Sighting]]] = {}
+        face_px: dict[int, list[int]] = defaultdict(list)  # per person, the face's width in each visible frame
         face_frames, shown = Counter[str](), Counter[str]()
         for seq, faces_true in enumerate(truth):
             self.frames_due += 1
             for t in faces_true:
                 if t.visible >= MIN_VISIBLE:
                     people.setdefault(t.person_id, (t.label, []))
+                    face_px[t.person_id].append(t.box[2])
             seen = seq in analysed
             result = analysed.get(seq, [])
             matched = match_faces(faces_true, result)
@@ -211,6 +216,13 @@ class Score:
             self.records.append(scene_people(
                 people, records, (face_frames["with_mask"], face_frames.total()),
                 (shown["with_mask"], shown.total())))
+            for o in person_outcomes(people, records)[0]:
+                px = sorted(face_px[o.person_id])
+                self.person_rows.append({
+                    "camera": cam, "person": o.person_id, "truth": o.truth, "visible_frames": len(px),
+                    "face_px_min": px[0], "face_px_median": px[len(px) // 2], "face_px_max": px[-1],
+                    "matched_frames": o.sightings, "records": "|".join(o.records),
+                    "main_label": o.main_label or "", "right": o.right})
 
     def add(self, other: Score) -> None:
         self.frames_due += other.frames_due
@@ -221,6 +233,7 @@ class Score:
                 mine[kind].add(theirs[kind])
         self.people += other.people
         self.records += other.records
+        self.person_rows += other.person_rows
 
     def figures(self, tracked: bool) -> dict[str, Any]:
         per_person = person_figures(self.people, tracked)
@@ -430,8 +443,9 @@ def evaluate(args: argparse.Namespace, base: Settings) -> dict[str, Any]:
                                              for k, v in played.items()}}
             for run in runs:
                 score = Score()
-                for scene, analysed, records in zip(scenes, run.analysed, run.records):
-                    score.add_scene(scene.truth[:frames_of(scenes)], analysed, records if run.spec.gated else None)
+                for k, (scene, analysed, records) in enumerate(zip(scenes, run.analysed, run.records)):
+                    score.add_scene(scene.truth[:frames_of(scenes)], analysed, records if run.spec.gated else None,
+                                    cam=f"{group}{k}")
                 scores[run.spec.name].add(score)
                 figs = score.figures(run.spec.gated)
                 figs["cpu"] = {"worker_ms_per_camera_s": round(1000 * run.worker_s / seconds, 1),
@@ -447,7 +461,21 @@ def evaluate(args: argparse.Namespace, base: Settings) -> dict[str, Any]:
             out["paths"][PAIRED][group] = paired.figures(tracked=False)
     for name, score in scores.items():
         out["paths"][name]["all"] = score.figures(tracked=name.startswith(GATED))
+    if args.people_csv:
+        write_people(args.people_csv, {name: score.person_rows for name, score in scores.items()})
     return out
+
+
+def write_people(path: Path, rows: dict[str, list[dict[str, Any]]]) -> None:
+    """One CSV row per truth person and tracked path: what became of them, to read failures person by person."""
+    flat = [{"path": name, **row} for name, path_rows in rows.items() for row in path_rows]
+    if not flat:
+        return
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(flat[0]))
+        writer.writeheader()
+        writer.writerows(flat)
+    print(f"people, one row per truth person and tracked path: {path}", flush=True)
 
 
 # --- report ----------------------------------------------------------------------------------------------

@@ -218,3 +218,38 @@ def test_capacity_search_doubles_then_bisects():
     assert search(holds_up_to_6, [1], [], limit=32) == 6
     assert tried == [2, 4, 8, 6, 7]
     assert search(lambda n: True, [4], [], limit=5) == 5
+
+
+def test_threshold_chooses_on_one_half_and_checks_on_the_other(capsys):
+    need_shared(DATA / "chandrikadeb7")
+    from bench import threshold
+    from maskwatch.settings import Settings
+
+    threshold.main(["--data", str(DATA / "chandrikadeb7"), "--sizes", "0,24", "--thresholds", "0.3,0.4",
+                    "--limit", "30"])
+    out = capsys.readouterr().out
+    assert "calibration half" in out and "check half" in out
+    f = json.loads(out.strip().splitlines()[-1])
+    assert f["images"] == 60 and f["calibration_images"] + f["check_images"] == 60
+    assert f["chosen_threshold"] in (0.3, 0.4, 0.5) and f["chosen_threshold"] in f["near_best"]
+    default = Settings().mask_threshold
+    for px in ("0", "24"):
+        assert set(f["check"][px]) == {str(t) for t in {0.5, f["chosen_threshold"], default}}
+        for s in f["check"][px].values():
+            # recalls are shares of the check half's images of one class; balanced accuracy is their mean
+            assert s["balanced_accuracy"] == pytest.approx((s["without_mask_recall"] + s["with_mask_recall"]) / 2,
+                                                           abs=1e-4)
+    # a lower threshold never finds fewer unmasked faces
+    by_t = f["check"]["24"]
+    ts = sorted(by_t, key=float)
+    assert all(by_t[a]["without_mask_recall"] >= by_t[b]["without_mask_recall"] for a, b in zip(ts, ts[1:]))
+
+
+@pytest.mark.parametrize("args, message", [(["--thresholds", "0.3,1.5"], "strictly between 0 and 1"),
+                                           (["--sizes", "0,2"], "at least 4 px"), (["--limit", "-1"], "--limit")])
+def test_threshold_names_bad_arguments(args: list[str], message: str, capsys):
+    from bench import threshold
+
+    with pytest.raises(SystemExit):
+        threshold.parse_args(args)
+    assert message in capsys.readouterr().err
