@@ -93,14 +93,15 @@ class ReplayDetector:
     """
 
     def __init__(self, detector, images: list[np.ndarray]):
-        self.found = {self.key(img): detector.detect(img) for img in images}
+        self.found = {self.key(img): detector.detect(img, unsure=True) for img in images}
 
     @staticmethod
     def key(image: np.ndarray) -> bytes:
         return image[::7, ::11].tobytes()
 
-    def detect(self, image: np.ndarray, regions: object = None) -> list:
-        return self.found[self.key(image)]  # keyframes only: no regions to search
+    def detect(self, image: np.ndarray, regions: object = None, unsure: bool = False) -> list:
+        found = self.found[self.key(image)]  # keyframes only: no regions to search
+        return found if unsure else [d for d in found if not d.unsure]
 
 
 def run_worker(s: Settings, pipeline: Pipeline, jpegs: list[bytes], shape: tuple[int, int]) -> dict:

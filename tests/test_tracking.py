@@ -230,3 +230,41 @@ def test_bench_tracking_prints_a_table_and_its_json_line(capsys):
     assert "id switches" in out and figures["checkpoint_same_ids"] is True
     assert ours["json_state"] is True and ours["people_with_id"] == ours["people_detected"] > 10
     assert {"id_switches", "fragmented", "tracks_per_person", "mota", "cpu_ratio"} <= set(ours)
+
+
+def unsure(cx: float, cy: float, side: float) -> Detection:
+    """A candidate under the face threshold, as YuNet scores a masked face in most frames of a walk."""
+    d = face(cx, cy, side)
+    return Detection(d.box, 0.2, unsure=True)
+
+
+def test_unsure_detections_continue_a_track_but_never_start_one():
+    tracker = FaceTracker()
+    assert tracker.update(0, [unsure(100, 150, 40)], FRAME).faces == [] and not tracker.tracks
+    first = tracker.update(200, [face(100, 150, 40)], FRAME).faces[0]
+    ids = [first.track_id]
+    for k in range(1, 7):  # 1.2 s of low scores, then YuNet is sure again
+        x = 100 + 30 * k
+        faces = tracker.update(200 + k * STEP_MS, [unsure(x, 150, 40), unsure(500, 60, 30)], FRAME).faces
+        assert [f.index for f in faces] == [0]  # the lone candidate far from every track is left out
+        ids.append(faces[0].track_id)
+    ids.append(tracker.update(200 + 7 * STEP_MS, [face(310, 150, 40)], FRAME).faces[0].track_id)
+    assert set(ids) == {first.track_id} and len(tracker.tracks) == 1
+    assert tracker.tracks[first.track_id].frames == 8
+
+
+def test_unsure_detections_stop_continuing_a_track_long_after_its_last_sure_one():
+    """A track that only unsure boxes keep alive would live on a patch of clutter after its person left."""
+    tracker = FaceTracker(unsure_ms=1000)
+    tracker.update(0, [face(300, 150, 40)], FRAME)
+    seen = [len(tracker.update(k * STEP_MS, [unsure(300, 150, 40)], FRAME).faces) for k in range(1, 10)]
+    assert seen == [1] * 5 + [0] * 4  # 200..1000 ms continue it, later ones do not
+
+
+def test_the_last_sure_sighting_survives_a_checkpoint():
+    tracker = FaceTracker(unsure_ms=1000)
+    tracker.update(0, [face(300, 150, 40)], FRAME)
+    tracker.update(800, [unsure(300, 150, 40)], FRAME)
+    restored = FaceTracker.from_state(json.loads(json.dumps(tracker.to_state())), unsure_ms=1000)
+    assert len(restored.update(1000, [unsure(300, 150, 40)], FRAME).faces) == 1
+    assert restored.update(1200, [unsure(300, 150, 40)], FRAME).faces == []

@@ -197,3 +197,28 @@ def test_one_signed_webhook_per_unmasked_person(settings, r, keys, pipeline, tmp
             assert reply.content == r.get(keys.snap(person["snap"]))
             image = cv2.imdecode(np.frombuffer(reply.content, np.uint8), cv2.IMREAD_COLOR)
             assert image is not None and image.shape[:2] == (360, 640), "a JPEG of the camera's frame"
+
+
+def test_unsure_sightings_keep_a_track_and_are_not_classified(settings, r, keys, pipeline):
+    """A masked face YuNet is unsure of in most frames stays one person; only its sure sightings are classified."""
+    from maskwatch.codec import Frame
+    from maskwatch.vision.detect import Detection
+    from maskwatch.vision.privacy import Privacy
+    from worker.tracks import CameraTracks
+
+    tracks = CameraTracks(r, keys, pipeline, settings)
+    image = np.full((360, 640, 3), 120, np.uint8)
+    privacy = {"door": Privacy.for_camera(settings, None)}
+    frames, crops = [], 0
+    for k in range(6):
+        box = (100 + 30 * k, 150, 40, 40)
+        det = Detection(box, 0.9) if k in (0, 5) else Detection(box, 0.25, unsure=True)
+        frame = Frame(cam="door", seq=k, ts=1_000_000 + 200 * k, w=640, h=360, jpg=b"")
+        out, classified = tracks.label([(frame, image, [det])], privacy)
+        frames.append(out[0])
+        crops += classified
+    assert [len(t.faces) for t in frames] == [1] * 6
+    assert len({f.track for t in frames for f in t.faces}) == 1
+    track = tracks.tracker("door").tracks[1]
+    assert track.frames == 6 and crops == 2
+    assert {look.ts_ms for look in track.looks} == {1_000_000, 1_001_000}, "only the sure sightings were classified"

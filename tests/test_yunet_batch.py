@@ -123,3 +123,26 @@ def test_cuda_without_a_cuda_provider_says_what_to_install():
         pytest.skip("this ONNX Runtime has the CUDA provider")
     with pytest.raises(SettingsError, match=r"maskwatch\[cuda\]"):
         providers_for("cuda")
+
+
+@pytest.mark.parametrize("kind", ["opencv", "onnx"])
+def test_unsure_candidates_come_after_the_faces_and_away_from_them(model: Path, ort_engine: OrtYuNet, kind: str):
+    images = scene_images((640, 360), 4, seed=3)
+    # A strict face threshold leaves some real faces under it, as a mask leaves many under the default one.
+    strict = {"score": 0.9, "unsure_score": 0.1}
+    detector = FaceDetector(model, **strict) if kind == "opencv" else BatchFaceDetector(ort_engine, model, max_batch=4,
+                                                                                        **strict)
+    unsure_seen = 0
+    for image in images:
+        sure, both = detector.detect(image), detector.detect(image, unsure=True)
+        assert both[:len(sure)] == sure and not any(d.unsure for d in sure)
+        doubtful = both[len(sure):]
+        assert all(d.unsure and detector.unsure_score <= d.confidence < detector.score for d in doubtful)
+        for d in doubtful:  # never on the head of a face found
+            cx, cy = d.box[0] + d.box[2] / 2, d.box[1] + d.box[3] / 2
+            assert not any(abs(cx - (f.box[0] + f.box[2] / 2)) <= 0.9 * f.box[2]
+                           and abs(cy - (f.box[1] + f.box[3] / 2)) <= 0.9 * f.box[3] for f in sure), (d, sure)
+        unsure_seen += len(doubtful)
+    assert unsure_seen >= 2
+    off = FaceDetector(model, score=0.9, unsure_score=0)
+    assert all(not d.unsure for im in images for d in off.detect(im, unsure=True))

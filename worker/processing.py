@@ -120,7 +120,7 @@ class Processor:
 
     def _detect(self, item: tuple[Entry, Frame, np.ndarray], spec: FrameSpec,
                 regions: list[Region] | None) -> list[Detection]:
-        return self.pipeline.detect(item[2], spec, regions)
+        return self.pipeline.detect(item[2], spec, regions, unsure=self.tracks is not None)
 
     def _classify_all(self, decoded: list[tuple[Entry, Frame, np.ndarray]],
                       detections: list[list[Detection]]) -> list[Tracked]:

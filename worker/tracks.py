@@ -77,7 +77,7 @@ class CameraTracks:
     def __init__(self, r: redis.Redis, keys: Keys, pipeline: Pipeline, s: Settings):
         self.r, self.keys, self.pipeline = r, keys, pipeline
         self.settings: dict[str, Any] = {
-            "max_age_ms": s.track_max_age_ms, "max_appearance": s.track_max_appearance,
+            "max_age_ms": s.track_max_age_ms, "max_appearance": s.track_max_appearance, "unsure_ms": s.track_unsure_ms,
             "policy": LookPolicy(relook_ms=s.track_relook_ms, threshold=s.mask_threshold)}
         # A track seen in fewer frames is not a person: a false detection, or a face glimpsed at the edge.
         self.min_frames = s.person_min_frames
@@ -131,7 +131,10 @@ class CameraTracks:
             update = tracker.update(frame.ts, dets, (w, h), [appearance(c) for c in crops])
             tracked[i] = update.faces
             left[i] = [alive[e.track_id] for e in update.ended if e.track_id in alive]
-            for tf, crop in zip(tracked[i], crops):  # one tracked face a detection, in order
+            for tf in tracked[i]:  # the detections that are faces of tracks (unsure ones continuing no track left)
+                if dets[tf.index].unsure:  # its box may cut the face badly: it keeps the track, the sure ones vote
+                    continue
+                crop = crops[tf.index]
                 px, sharp = float(max(tf.box[2], tf.box[3])), sharpness(crop)
                 if (frame.cam, tf.track_id) not in asked and tf.track.needs_look(px, sharp, frame.ts):
                     asked.add((frame.cam, tf.track_id))

@@ -68,17 +68,20 @@ class BatchFaceDetector(FaceDetector):
         super().__init__(model_path, **settings)
         self.engine, self.max_batch = engine, max_batch
 
-    def detect(self, image: np.ndarray, regions: Sequence[Region] | None = None) -> list[Detection]:
+    def detect(self, image: np.ndarray, regions: Sequence[Region] | None = None,
+               unsure: bool = False) -> list[Detection]:
         """Faces in one frame, as :meth:`FaceDetector.detect` finds them."""
-        return self.detect_batch([image], [regions])[0]
+        return self.detect_batch([image], [regions], unsure)[0]
 
-    def detect_batch(self, images: Sequence[np.ndarray],
-                     regions: Sequence[Sequence[Region] | None] | None = None) -> list[list[Detection]]:
-        """Faces in each frame; ``regions[i]`` (None: the whole frame) limits the search in frame ``i``."""
-        return self.detect_frames(self.engine.upload(images), [i.shape[:2] for i in images], regions)
+    def detect_batch(self, images: Sequence[np.ndarray], regions: Sequence[Sequence[Region] | None] | None = None,
+                     unsure: bool = False) -> list[list[Detection]]:
+        """Faces in each frame; ``regions[i]`` (None: the whole frame) limits the search in frame ``i``; with
+        ``unsure``, each frame's unsure candidates after its faces."""
+        return self.detect_frames(self.engine.upload(images), [i.shape[:2] for i in images], regions, unsure)
 
     def detect_frames(self, frames: Any, shapes: Sequence[tuple[int, int]],
-                      regions: Sequence[Sequence[Region] | None] | None = None) -> list[list[Detection]]:
+                      regions: Sequence[Sequence[Region] | None] | None = None,
+                      unsure: bool = False) -> list[list[Detection]]:
         """As :meth:`detect_batch`, for frames already where the engine works (``shapes``: each frame's h, w).
 
         A CUDA worker uploads (or decodes) a batch once and cuts the classifier's crops from the same copy.
@@ -92,10 +95,15 @@ class BatchFaceDetector(FaceDetector):
             for vi, more in enumerate(self._look_closer(frames, views, zooms)):
                 found[vi] += more
         per_frame: list[Found] = [[] for _ in shapes]
-        for (f, (x, y, w, _), mirrored, _), faces in zip(views, found):
-            for (bx, by, bw, bh), s in faces:
-                per_frame[f].append(((x + (w - bx - bw if mirrored else bx), y + by, bw, bh), s))
-        return [_to_detections(_nms(faces, self.nms), w, h) for (h, w), faces in zip(shapes, per_frame)]
+        per_frame_candidates: list[Found] = [[] for _ in shapes]
+        for (f, (x, y, w, _), mirrored, _), faces, cands in zip(views, found, candidates):
+            for into, boxes in ((per_frame[f], faces), (per_frame_candidates[f], cands if unsure else [])):
+                into += [((x + (w - bx - bw if mirrored else bx), y + by, bw, bh), s) for (bx, by, bw, bh), s in boxes]
+        out = []
+        for (h, w), faces, cands in zip(shapes, per_frame, per_frame_candidates):
+            kept = _nms(faces, self.nms)
+            out.append(_to_detections(kept, w, h) + (self._unsure(kept, cands, w, h) if unsure else []))
+        return out
 
     def _views(self, shapes: Sequence[tuple[int, int]], regions: Sequence[Sequence[Region] | None]) -> list[View]:
         """The pictures the frame pass looks at: each frame or its motion windows, and their mirrors with ``flip``."""

@@ -16,6 +16,12 @@ detection runs in two stages:
    with the box that the closer look gives.
 
 The zoom pass costs a few small tiles instead of a larger frame. ``zoom_score=0`` turns it off.
+
+Candidates that neither pass confirms but that score ``unsure_score`` or more, away from every face
+found, come back too when asked (``unsure=True``), marked ``unsure``: YuNet scores a masked face
+low in many frames of a walk and high in a few, so a tracker may let such a box continue a track
+that a sure detection began, and never start one (ByteTrack's second association;
+:mod:`maskwatch.vision.tracking`).
 ``flip`` runs both passes on the mirrored frame as well (about twice the time, more masked faces).
 Boxes are in frame pixels. bench/quality.py measures what each setting buys (docs/quality.md).
 """
@@ -52,6 +58,7 @@ class Detection:
 
     box: tuple[int, int, int, int]
     confidence: float
+    unsure: bool = False  # a candidate under the face threshold: it may only continue a track
 
 
 Box = tuple[float, float, float, float]
@@ -62,17 +69,20 @@ class FaceDetector:
 
     def __init__(self, model_path: Path, score: float = 0.5, upscale: float = 2.0, max_side: int = 960,
                  nms: float = 0.3, top_k: int = 500, zoom_score: float = 0.02, zoom_px: int = 80,
-                 max_zooms: int = 32, flip: bool = False):
+                 max_zooms: int = 32, flip: bool = False, unsure_score: float = 0.1):
         if not Path(model_path).is_file():
             raise ModelFileError(f"YuNet model {model_path} not found; run `maskwatch models fetch` "
                                  "or set MASKWATCH_MODEL_DIR")
-        if not 0 <= zoom_score <= 1 or not 0 < score <= 1:
+        if not 0 <= zoom_score <= 1 or not 0 < score <= 1 or not 0 <= unsure_score <= 1:
             raise SettingsError(f"detector thresholds must lie in (0, 1]: MASKWATCH_DET_SCORE={score}, "
-                                f"MASKWATCH_DET_ZOOM_SCORE={zoom_score} (0 turns the zoom pass off)")
+                                f"MASKWATCH_DET_ZOOM_SCORE={zoom_score} (0 turns the zoom pass off), "
+                                f"MASKWATCH_TRACK_UNSURE_SCORE={unsure_score} (0 turns unsure candidates off)")
         self.model_path = str(model_path)
         self.score, self.upscale, self.max_side, self.nms, self.top_k = score, upscale, max_side, nms, top_k
         self.zoom_score, self.zoom_px, self.max_zooms = min(zoom_score, score), zoom_px, max_zooms
         self.flip = flip
+        # Candidates exist only down to the frame pass's threshold, so unsure ones cannot go lower.
+        self.unsure_score = max(unsure_score, self.zoom_score) if unsure_score > 0 else 0.0
         # Tiles are a multiple of YuNet's largest stride (32) so the mosaic's grid lines up with its cells.
         self.tile = 32 * math.ceil(ZOOM_CONTEXT * zoom_px / 32)
         self._local = threading.local()
@@ -102,8 +112,10 @@ class FaceDetector:
         """
         return min(self.scale_for(w, h), WORK_SIDE / max(w, h))
 
-    def detect(self, image: np.ndarray, regions: Sequence[Region] | None = None) -> list[Detection]:
-        """Faces in the frame; given motion ``regions`` (frame pixels), faces within them only.
+    def detect(self, image: np.ndarray, regions: Sequence[Region] | None = None,
+               unsure: bool = False) -> list[Detection]:
+        """Faces in the frame; given motion ``regions`` (frame pixels), faces within them only; with
+        ``unsure``, the unsure candidates after them (``Detection.unsure``).
 
         Each region is padded with context (:func:`padded_regions`) and searched as a frame of its
         own, so a small region is enlarged as far as ``upscale`` allows while the whole frame
@@ -112,28 +124,41 @@ class FaceDetector:
         """
         h, w = image.shape[:2]
         windows = padded_regions(regions, w, h) if regions is not None else None
-        if windows is None:
-            found = self._look(image)
-        else:
-            found = []
-            for x, y, rw, rh in windows:
-                window = image[y:y + rh, x:x + rw]
-                found += [((bx + x, by + y, bw, bh), s) for (bx, by, bw, bh), s in self._look(window)]
-        return _to_detections(_nms(found, self.nms), w, h)
+        found: list[tuple[Box, float]] = []
+        candidates: list[tuple[Box, float]] = []
+        for x, y, rw, rh in windows if windows is not None else [(0, 0, w, h)]:
+            window_found, window_candidates = self._look(image[y:y + rh, x:x + rw])
+            found += [((bx + x, by + y, bw, bh), s) for (bx, by, bw, bh), s in window_found]
+            candidates += [((bx + x, by + y, bw, bh), s) for (bx, by, bw, bh), s in window_candidates]
+        found = _nms(found, self.nms)
+        return _to_detections(found, w, h) + (self._unsure(found, candidates, w, h) if unsure else [])
 
-    def _look(self, image: np.ndarray) -> list[tuple[Box, float]]:
+    def _unsure(self, found: list[tuple[Box, float]], candidates: list[tuple[Box, float]], w: int,
+                h: int) -> list[Detection]:
+        """The candidates under the face threshold but at least ``unsure_score``, away from every face found."""
+        if self.unsure_score <= 0:
+            return []
+        heads = [_grown(f, HEAD) for f, _ in found]
+        doubtful = [(b, s) for b, s in candidates
+                    if self.unsure_score <= s < self.score and not any(_centre_inside(b, head) for head in heads)]
+        return [Detection(d.box, d.confidence, unsure=True) for d in _to_detections(_nms(doubtful, self.nms), w, h)]
+
+    def _look(self, image: np.ndarray) -> tuple[list[tuple[Box, float]], list[tuple[Box, float]]]:
+        """Faces found, and the frame pass's candidates (in ``image`` pixels)."""
         h, w = image.shape[:2]
-        found = self._two_passes(image)
+        found, candidates = self._two_passes(image)
         if self.flip:  # the mirror image too: YuNet is not symmetric, and a second look finds more masked faces
-            found += [((w - x - bw, y, bw, bh), s) for (x, y, bw, bh), s in self._two_passes(cv2.flip(image, 1))]
-        return found
+            mirrored = self._two_passes(cv2.flip(image, 1))
+            found += [((w - x - bw, y, bw, bh), s) for (x, y, bw, bh), s in mirrored[0]]
+            candidates += [((w - x - bw, y, bw, bh), s) for (x, y, bw, bh), s in mirrored[1]]
+        return found, candidates
 
-    def _two_passes(self, image: np.ndarray) -> list[tuple[Box, float]]:
+    def _two_passes(self, image: np.ndarray) -> tuple[list[tuple[Box, float]], list[tuple[Box, float]]]:
         candidates = self._frame_pass(image)
         found = [(b, s) for b, s in candidates if s >= self.score]
         if self.zoom_score > 0:
             found += self._zoom_pass(image, self._worth_zooming(candidates, found))
-        return found
+        return found, candidates
 
     def _worth_zooming(self, candidates: list[tuple[Box, float]], found: list[tuple[Box, float]]) -> list[Box]:
         """The unsure candidates a closer look can help, best first: small ones, not on a head already found.

@@ -86,10 +86,11 @@ class Pipeline:
                  f"from score {s.det_zoom_score} to {s.det_zoom_px} px" if s.det_zoom_score > 0 else "off")
         return cls(detector, runtime, artifact.meta, s.crop_margin, s.min_face_px, s.mask_threshold)
 
-    def detect(self, image: np.ndarray, spec: FrameSpec = FrameSpec(),
-               regions: Sequence[Region] | None = None) -> list[Detection]:
-        """Faces that pass the camera's filters; with motion ``regions``, searched there only."""
-        return [d for d in self.detector.detect(image, regions) if keep(d, image.shape, spec, self.min_face_px)]
+    def detect(self, image: np.ndarray, spec: FrameSpec = FrameSpec(), regions: Sequence[Region] | None = None,
+               unsure: bool = False) -> list[Detection]:
+        """Faces that pass the camera's filters; with motion ``regions``, searched there only; with ``unsure``,
+        the unsure candidates too (for a tracker: :class:`~maskwatch.vision.detect.Detection`)."""
+        return [d for d in self.detector.detect(image, regions, unsure) if keep(d, image.shape, spec, self.min_face_px)]
 
     def crop(self, image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         """The classifier's view of the face at ``box``."""

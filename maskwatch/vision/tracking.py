@@ -26,6 +26,13 @@ people stop quicker than a constant-velocity filter follows. Motion gating sends
 nothing moves, so a gap of more than ``still_gap_ms`` means everyone stood still: the tracks wait
 where they were seen instead of coasting on. Given the frame size, a track carried out of the frame
 ends, so it cannot catch the next person coming in where it left.
+
+Unsure detections (:class:`~maskwatch.vision.detect.Detection` ``unsure``: candidates under the
+face threshold) come second, as in ByteTrack: they may continue a track that no sure detection of
+the frame continued and that a sure detection saw within ``unsure_ms``, and never start one. YuNet
+scores a masked face under its threshold in most frames of a walk, so without them such a person
+is seen in two or three frames and split or lost; the time limit keeps a track from living on a
+patch of clutter after its person left. (The worker classifies only sure sightings: worker/tracks.py.)
 """
 
 from __future__ import annotations
@@ -146,7 +153,7 @@ class Track:
 
     def __init__(self, track_id: int, ts_ms: int, box: tuple[int, int, int, int], policy: LookPolicy):
         self.id, self.policy = track_id, policy
-        self.first_ts = self.last_ts = ts_ms
+        self.first_ts = self.last_ts = self.sure_ts = ts_ms  # sure_ts: last seen by a sure detection
         self.frames = 1
         self.box = box
         self.x, self.P = np.zeros((3, 2)), np.zeros((3, 2, 2))
@@ -253,7 +260,7 @@ class Track:
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "first": self.first_ts, "last": self.last_ts, "frames": self.frames,
-                "box": list(self.box), "x": self.x.tolist(),
+                "box": list(self.box), "sure": self.sure_ts, "x": self.x.tolist(),
                 "p": [[float(p[0, 0]), float(p[0, 1]), float(p[1, 1])] for p in self.P],
                 "looks": [look.to_json() for look in self.looks], "n_looks": self.n_looks,
                 "look_ts": self.last_look_ts, "best_px": self.best_px, "best_sharpness": self.best_sharpness,
@@ -264,6 +271,7 @@ class Track:
         box = data["box"]
         track = cls(int(data["id"]), int(data["first"]), (int(box[0]), int(box[1]), int(box[2]), int(box[3])), policy)
         track.last_ts, track.frames = int(data["last"]), int(data["frames"])
+        track.sure_ts = int(data.get("sure", track.last_ts))  # absent in states written before unsure detections
         track.x = np.array(data["x"], np.float64).reshape(3, 2)
         track.P = np.array([[[p00, p01], [p01, p11]] for p00, p01, p11 in data["p"]], np.float64).reshape(3, 2, 2)
         track.looks = [Look.from_json(look) for look in data["looks"]][:policy.keep]
@@ -283,12 +291,14 @@ def measure(box: Sequence[float]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class TrackedFace:
-    """A detection of this frame with the track it belongs to (``is_new``: the track starts here)."""
+    """A detection of this frame (``index`` in the frame's detections) with the track it belongs to
+    (``is_new``: the track starts here)."""
 
     track: Track
     box: tuple[int, int, int, int]
     confidence: float
     is_new: bool
+    index: int
 
     @property
     def track_id(self) -> int:
@@ -322,7 +332,8 @@ class TrackerStateError(ValueError):
 
 
 class FrameTracks(NamedTuple):
-    """What :meth:`FaceTracker.update` returns: each detection's track, in order, and the tracks that ended."""
+    """What :meth:`FaceTracker.update` returns: each detection's track, in order (unsure detections that
+    continued no track left out), and the tracks that ended."""
 
     faces: list[TrackedFace]
     ended: list[EndedTrack]
@@ -338,15 +349,18 @@ class FaceTracker:
     ``max_appearance``: when detections come with their :func:`appearance`, a detection farther
     than this from a track's running appearance is not that track's face (1: colours not used),
     so two people who cross where the motion model cannot tell them apart keep their tracks.
+    ``unsure_ms``: how long after its last sure detection a track may be continued by unsure ones.
     Track ids count up from 1 per camera and survive :meth:`to_state` / :meth:`from_state`.
     """
 
     def __init__(self, max_age_ms: int = 6000, max_jump: float = 4.0, still_gap_ms: int = 1000,
-                 policy: LookPolicy | None = None, max_appearance: float = 1.0):
-        if max_age_ms <= 0 or max_jump <= 0 or still_gap_ms <= 0 or not 0 < max_appearance <= 1:
+                 policy: LookPolicy | None = None, max_appearance: float = 1.0, unsure_ms: int = 2000):
+        if max_age_ms <= 0 or max_jump <= 0 or still_gap_ms <= 0 or not 0 < max_appearance <= 1 or unsure_ms < 0:
             raise ValueError(f"tracker settings must be positive: max_age_ms={max_age_ms}, max_jump={max_jump}, "
-                             f"still_gap_ms={still_gap_ms}; and 0 < max_appearance={max_appearance} <= 1")
+                             f"still_gap_ms={still_gap_ms}; 0 < max_appearance={max_appearance} <= 1; "
+                             f"unsure_ms={unsure_ms} >= 0")
         self.max_age_ms, self.max_jump, self.still_gap_ms = max_age_ms, max_jump, still_gap_ms
+        self.unsure_ms = unsure_ms
         self.max_appearance = max_appearance
         self.policy = policy or LookPolicy()
         self.tracks: dict[int, Track] = {}
@@ -376,24 +390,38 @@ class FaceTracker:
         for track in ended:
             del self.tracks[track.id]
 
+        faces: dict[int, TrackedFace] = {}
+        sure = [i for i, d in enumerate(detections) if not d.unsure]
+        unsure = [i for i, d in enumerate(detections) if d.unsure]
         tracks = list(self.tracks.values())
-        faces: list[TrackedFace | None] = [None] * len(detections)
-        for ti, di, stopped in self._associate(tracks, detections, ts_ms, appearances):
-            det = detections[di]
-            if stopped:
-                tracks[ti].stop()
-            tracks[ti].correct(ts_ms, det.box)
-            faces[di] = TrackedFace(tracks[ti], det.box, det.confidence, is_new=False)
-        for di, det in enumerate(detections):
-            face = faces[di]
-            if face is None:
-                track = Track(self.next_id, ts_ms, det.box, self.policy)
+        self._follow(faces, tracks, detections, sure, ts_ms, appearances)
+        taken = {face.track_id for face in faces.values()}
+        lately = [t for t in tracks if t.id not in taken and ts_ms - t.sure_ts <= self.unsure_ms]
+        self._follow(faces, lately, detections, unsure, ts_ms, appearances)
+        for di in sure:
+            if di not in faces:
+                track = Track(self.next_id, ts_ms, detections[di].box, self.policy)
                 self.next_id += 1
                 self.tracks[track.id] = track
-                face = faces[di] = TrackedFace(track, det.box, det.confidence, is_new=True)
-            if appearances is not None:
+                faces[di] = TrackedFace(track, detections[di].box, detections[di].confidence, is_new=True, index=di)
+        if appearances is not None:
+            for di, face in faces.items():
                 face.track.see(appearances[di])
-        return FrameTracks([f for f in faces if f is not None], [EndedTrack.of(t) for t in ended])
+        return FrameTracks([faces[di] for di in sorted(faces)], [EndedTrack.of(t) for t in ended])
+
+    def _follow(self, faces: dict[int, TrackedFace], tracks: Sequence[Track], detections: Sequence[Detection],
+                which: Sequence[int], ts_ms: int, appearances: Sequence[np.ndarray] | None) -> None:
+        """Continue ``tracks`` with the detections at indices ``which``, adding each match to ``faces``."""
+        dets = [detections[i] for i in which]
+        apps = None if appearances is None else [appearances[i] for i in which]
+        for ti, k, stopped in self._associate(tracks, dets, ts_ms, apps):
+            track, det = tracks[ti], dets[k]
+            if stopped:
+                track.stop()
+            track.correct(ts_ms, det.box)
+            if not det.unsure:
+                track.sure_ts = max(track.sure_ts, ts_ms)
+            faces[which[k]] = TrackedFace(track, det.box, det.confidence, is_new=False, index=which[k])
 
     def end_all(self) -> list[EndedTrack]:
         """End every track now (the camera is removed, or a recorded video is over)."""
