@@ -15,10 +15,10 @@ independent labelled folder (chandrikadeb7 by default), split in two by a hash o
 Thresholds whose mean balanced accuracy lies within one standard error of the best are reported as
 ``near_best``: a half of chandrikadeb7 cannot tell them apart.
 
-The worker's ``MASKWATCH_MASK_THRESHOLD`` default is the threshold this chose for the shipped model
-(docs/quality.md, "Operating point"). Two halves of one folder are one source: the check half tells
-whether the choice generalises within that source, not to CCTV; the walking-people bench
-(``bench.quality --walking``) then shows what it does to people.
+Two halves of one folder are one source: the check half tells whether the choice generalises
+within that source, not to CCTV. What a threshold does to people (their vote over several looks) is
+the walking-people bench's to show (``bench.quality --walking --variant t35:mask_threshold=0.35``);
+docs/quality.md, "Operating point", has both and why the worker's default stays 0.5.
 
     python -m bench.threshold                       # about 2 minutes on 2 cores
     python -m bench.threshold --model runs/x/model.mwm --sizes 0,24 --limit 200
