@@ -18,7 +18,6 @@ before the masked ones (each group still newest first); pages still follow each 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import redis
 from maskwatch.codec import LABELS
 from maskwatch.exceptions import MessageError
 from maskwatch.keys import Keys
+from maskwatch.utils import json_object
 
 log = logging.getLogger(__name__)
 UNMASKED = "without_mask"
@@ -62,12 +62,7 @@ class Person:
     @classmethod
     def from_json(cls, raw: bytes | str) -> Person:
         """A stored record; raises :class:`MessageError` naming the field that is missing or malformed."""
-        try:
-            d = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise MessageError(_KIND, "(record)", f"is not JSON ({exc})") from None
-        if not isinstance(d, dict):
-            raise MessageError(_KIND, "(record)", "must be a JSON object")
+        d = json_object(raw, _KIND, "(record)")
         label = d.get("label")
         if label not in LABELS:
             raise MessageError(_KIND, "label", f"must be one of {', '.join(LABELS)}, got {label!r:.40}")

@@ -30,7 +30,7 @@ import redis
 from maskwatch.exceptions import MessageError
 from maskwatch.keys import Keys
 from maskwatch.redaction import mask_url
-from maskwatch.utils import now_ms, text
+from maskwatch.utils import json_object, now_ms, text
 
 log = logging.getLogger(__name__)
 STARTING, RUNNING, FAILING, STOPPED = "starting", "running", "failing", "stopped"
@@ -73,12 +73,7 @@ class ProcessState:
     @classmethod
     def from_json(cls, name: str, raw: bytes | str) -> ProcessState:
         """A stored state; raises :class:`MessageError` naming the field that is missing or malformed."""
-        try:
-            d = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise MessageError(_KIND, "(value)", f"is not JSON ({exc})") from None
-        if not isinstance(d, dict):
-            raise MessageError(_KIND, "(value)", "must be a JSON object")
+        d = json_object(raw, _KIND, "(value)")
         state = d.get("state")
         if state not in STATES:
             raise MessageError(_KIND, "state", f"must be one of {', '.join(STATES)}, got {state!r:.40}")

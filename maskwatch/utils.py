@@ -13,9 +13,12 @@ ids arrive as bytes; these helpers turn them into text in one way everywhere.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from maskwatch.exceptions import MessageError
 
 T = TypeVar("T")
 
@@ -38,3 +41,21 @@ def decode_hash(raw: Mapping[bytes, bytes] | Mapping[str, str] | Mapping[bytes |
 def flat_fields(fields: Mapping[str, T]) -> list[str | T]:
     """``{field: value}`` as the flat ``field, value, ...`` list that XADD and HSET take in a Lua script."""
     return [x for kv in fields.items() for x in kv]
+
+
+def json_object(raw: bytes | str, kind: str, whole: str) -> dict[str, Any]:
+    """A stored JSON object; else a :class:`MessageError` of ``kind`` naming the value as ``whole``.
+
+    >>> json_object(b'{"state": "running"}', "process", "(value)")
+    {'state': 'running'}
+    >>> json_object("[1]", "person", "(record)")
+    Traceback (most recent call last):
+    maskwatch.exceptions.MessageError: person entry: field '(record)' must be a JSON object
+    """
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MessageError(kind, whole, f"is not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise MessageError(kind, whole, "must be a JSON object")
+    return data
