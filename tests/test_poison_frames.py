@@ -108,10 +108,10 @@ class RaisesOnSize:
     def __init__(self, pipeline: Pipeline, poison_shape: tuple[int, int]):
         self._pipeline, self.poison_shape = pipeline, poison_shape
 
-    def detect(self, image: np.ndarray, *args: Any) -> Any:
+    def detect(self, image: np.ndarray, *args: Any, **kwargs: Any) -> Any:
         if image.shape[:2] == self.poison_shape:
             raise RuntimeError("the detector fails on this frame " + "x" * 50_000)
-        return self._pipeline.detect(image, *args)
+        return self._pipeline.detect(image, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._pipeline, name)
