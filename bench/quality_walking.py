@@ -410,7 +410,7 @@ def build_runs(specs: Sequence[PathSpec], base: Settings, pipelines: dict[tuple,
 
 
 def make_scenes(args: argparse.Namespace) -> dict[str, list[WalkingScene]]:
-    pool = face_pool()
+    pool = face_pool(faces_only=True)
     counts = {"busy": args.busy, "quiet": args.quiet, "still_person": args.still}
     return {group: [preset_scene(group, seed=args.seed + k, pool=pool, duration_s=args.seconds, size=args.size)
                     for k in range(n)] for group, n in counts.items() if n}

@@ -17,8 +17,8 @@ Thresholds whose mean balanced accuracy lies within one standard error of the be
 
 Two halves of one folder are one source: the check half tells whether the choice generalises
 within that source, not to CCTV. What a threshold does to people (their vote over several looks) is
-the walking-people bench's to show (``bench.quality --walking --variant t35:mask_threshold=0.35``);
-docs/quality.md, "Operating point", has both and why the worker's default stays 0.5.
+the walking-people bench's to show (``bench.quality --walking --variant t50:mask_threshold=0.5``);
+docs/quality.md, "Operating point", has both and how the worker's default (0.35) was chosen.
 
     python -m bench.threshold                       # about 2 minutes on 2 cores
     python -m bench.threshold --model runs/x/model.mwm --sizes 0,24 --limit 200

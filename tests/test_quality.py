@@ -169,7 +169,7 @@ def test_walking_mode_runs_both_paths_on_the_same_frames(capsys: pytest.CaptureF
     assert doc["mode"] == "walking"
     assert set(doc["paths"]) == {"today", "gated", "gated+up3", "today@gated_frames"}
     # The truth the figures are counted against: the same seeded scene, built again here.
-    scene = preset_scene("busy", seed=1, duration_s=15, pool=face_pool())
+    scene = preset_scene("busy", seed=1, duration_s=15, pool=face_pool(faces_only=True))  # as the bench builds it
     seen = [f for t in scene.truth for f in visible_faces(t)]
     unmasked = sum(f.label == "without_mask" for f in seen)
     gate = doc["groups"]["busy"]["gate"]

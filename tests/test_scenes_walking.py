@@ -160,3 +160,17 @@ def test_the_command_line_writes_a_video_its_truth_and_a_contact_sheet(tmp_path:
     assert sheet is not None and sheet.shape[1] == 4 * 320
     assert json.loads((tmp_path / "walking-still_person-0.json").read_text())["frames"] == 225
     assert (tmp_path / "walking-still_person-0.mp4").stat().st_size > 0
+
+
+def test_a_face_crop_is_told_from_a_photo_with_a_small_face_in_it() -> None:
+    """The walking bench's pool leaves out images whose face is a small part (truth boxes would not fit a face)."""
+    from bench.scenes.compose import face_width_share
+    from bench.scenes.walking import MIN_FACE_SHARE
+
+    fixtures = Path(__file__).parent / "fixtures"
+    yunet = fixtures / "models" / "face_detection_yunet_2023mar.onnx"
+    face = cv2.imread(str(fixtures / "faces" / "astronaut.png"))
+    photo = np.full((face.shape[0] * 4, face.shape[1] * 4, 3), 90, np.uint8)  # the same face, a quarter as wide
+    photo[: face.shape[0], face.shape[1]: 2 * face.shape[1]] = face
+    assert face_width_share(face, yunet) >= MIN_FACE_SHARE > face_width_share(photo, yunet)
+    assert face_width_share(np.full((120, 120, 3), 127, np.uint8), yunet) == 0.0
