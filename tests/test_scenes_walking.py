@@ -164,11 +164,11 @@ def test_the_command_line_writes_a_video_its_truth_and_a_contact_sheet(tmp_path:
 
 def test_a_face_crop_is_told_from_a_photo_with_a_small_face_in_it() -> None:
     """The walking bench's pool leaves out images whose face is a small part (truth boxes would not fit a face)."""
-    from bench.scenes.compose import face_width_share
+    from bench.scenes.compose import face_finder, face_width_share
     from bench.scenes.walking import MIN_FACE_SHARE
 
     fixtures = Path(__file__).parent / "fixtures"
-    yunet = fixtures / "models" / "face_detection_yunet_2023mar.onnx"
+    yunet = face_finder(fixtures / "models" / "face_detection_yunet_2023mar.onnx")
     face = cv2.imread(str(fixtures / "faces" / "astronaut.png"))
     photo = np.full((face.shape[0] * 4, face.shape[1] * 4, 3), 90, np.uint8)  # the same face, a quarter as wide
     photo[: face.shape[0], face.shape[1]: 2 * face.shape[1]] = face

@@ -55,7 +55,7 @@ from typing import Any, NamedTuple
 import cv2
 import numpy as np
 
-from bench.scenes.compose import face_width_share, load_face_pool, write_video
+from bench.scenes.compose import face_finder, face_width_share, load_face_pool, write_video
 
 Colour = tuple[float, float, float]
 FacePool = Sequence[tuple[np.ndarray, str]]
@@ -578,7 +578,7 @@ def face_pool(data: Sequence[Path] | None = None, per_class: int = 24, seed: int
     if faces_only:
         from bench.common import MODELS, need  # here, not at the top: bench.common may itself build walking scenes
 
-        yunet = need(MODELS / "face_detection_yunet_2023mar.onnx")
+        yunet = face_finder(need(MODELS / "face_detection_yunet_2023mar.onnx"))
         pool = [(img, label) for img, label in pool if face_width_share(img, yunet) >= MIN_FACE_SHARE]
     return pool
 

@@ -26,7 +26,7 @@ def load_detector(s: Settings, device: str) -> FaceDetector:
     """The face detector of the settings, on ``device`` (where the classifier runs: cpu or cuda)."""
     path = ensure_yunet(s.model_dir)
     options = dict(score=s.det_score, upscale=s.det_upscale, max_side=s.det_max_side, zoom_score=s.det_zoom_score,
-                   zoom_px=s.det_zoom_px, flip=s.det_flip, unsure_score=s.track_unsure_score if s.tracking else 0.0)
+                   zoom_px=s.det_zoom_px, flip=s.det_flip, unsure_score=s.track_unsure_score)
     kind = detector_kind(s, device)
     if kind == "opencv":
         return FaceDetector(path, **options)  # type: ignore[arg-type]

@@ -33,6 +33,8 @@ from maskwatch.vision.detect import (
     Detection,
     FaceDetector,
     Region,
+    _mirrored,
+    _moved,
     _nms,
     _to_detections,
     from_mosaic,
@@ -98,7 +100,7 @@ class BatchFaceDetector(FaceDetector):
         per_frame_candidates: list[Found] = [[] for _ in shapes]
         for (f, (x, y, w, _), mirrored, _), faces, cands in zip(views, found, candidates):
             for into, boxes in ((per_frame[f], faces), (per_frame_candidates[f], cands if unsure else [])):
-                into += [((x + (w - bx - bw if mirrored else bx), y + by, bw, bh), s) for (bx, by, bw, bh), s in boxes]
+                into += _moved(_mirrored(boxes, w) if mirrored else boxes, x, y)
         out = []
         for (h, w), faces, cands in zip(shapes, per_frame, per_frame_candidates):
             kept = _nms(faces, self.nms)

@@ -16,14 +16,14 @@ detection runs in two stages:
    with the box that the closer look gives.
 
 The zoom pass costs a few small tiles instead of a larger frame. ``zoom_score=0`` turns it off.
+``flip`` runs both passes on the mirrored frame as well (about twice the time, more masked faces).
+Boxes are in frame pixels. bench/quality.py measures what each setting buys (docs/quality.md).
 
 Candidates that neither pass confirms but that score ``unsure_score`` or more, away from every face
 found, come back too when asked (``unsure=True``), marked ``unsure``: YuNet scores a masked face
 low in many frames of a walk and high in a few, so a tracker may let such a box continue a track
 that a sure detection began, and never start one (ByteTrack's second association;
 :mod:`maskwatch.vision.tracking`).
-``flip`` runs both passes on the mirrored frame as well (about twice the time, more masked faces).
-Boxes are in frame pixels. bench/quality.py measures what each setting buys (docs/quality.md).
 """
 
 from __future__ import annotations
@@ -128,8 +128,8 @@ class FaceDetector:
         candidates: list[tuple[Box, float]] = []
         for x, y, rw, rh in windows if windows is not None else [(0, 0, w, h)]:
             window_found, window_candidates = self._look(image[y:y + rh, x:x + rw])
-            found += [((bx + x, by + y, bw, bh), s) for (bx, by, bw, bh), s in window_found]
-            candidates += [((bx + x, by + y, bw, bh), s) for (bx, by, bw, bh), s in window_candidates]
+            found += _moved(window_found, x, y)
+            candidates += _moved(window_candidates, x, y)
         found = _nms(found, self.nms)
         return _to_detections(found, w, h) + (self._unsure(found, candidates, w, h) if unsure else [])
 
@@ -148,9 +148,9 @@ class FaceDetector:
         h, w = image.shape[:2]
         found, candidates = self._two_passes(image)
         if self.flip:  # the mirror image too: YuNet is not symmetric, and a second look finds more masked faces
-            mirrored = self._two_passes(cv2.flip(image, 1))
-            found += [((w - x - bw, y, bw, bh), s) for (x, y, bw, bh), s in mirrored[0]]
-            candidates += [((w - x - bw, y, bw, bh), s) for (x, y, bw, bh), s in mirrored[1]]
+            mirrored_found, mirrored_candidates = self._two_passes(cv2.flip(image, 1))
+            found += _mirrored(mirrored_found, w)
+            candidates += _mirrored(mirrored_candidates, w)
         return found, candidates
 
     def _two_passes(self, image: np.ndarray) -> tuple[list[tuple[Box, float]], list[tuple[Box, float]]]:
@@ -323,6 +323,16 @@ def padded_regions(regions: Sequence[Region], w: int, h: int) -> list[Region] | 
     if sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in windows) > REGION_MAX_SHARE * w * h:
         return None
     return [(x0, y0, x1 - x0, y1 - y0) for x0, y0, x1, y1 in windows]
+
+
+def _moved(found: list[tuple[Box, float]], dx: float, dy: float) -> list[tuple[Box, float]]:
+    """Boxes of a window, in the pixels of the picture the window was cut from at (``dx``, ``dy``)."""
+    return [((x + dx, y + dy, w, h), s) for (x, y, w, h), s in found]
+
+
+def _mirrored(found: list[tuple[Box, float]], width: float) -> list[tuple[Box, float]]:
+    """Boxes found on the mirror image of a picture ``width`` wide, in the picture's own pixels."""
+    return [((width - x - w, y, w, h), s) for (x, y, w, h), s in found]
 
 
 def _centre_inside(box: Box, outer: Box) -> bool:
