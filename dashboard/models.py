@@ -251,7 +251,8 @@ class FiringAlert(BaseModel):
     since: int = Field(description="when it fired, epoch ms")
     compliance: float | None = Field(description="the figure judged at the last evaluation, 0..1")
     basis: Literal["people", "observations"] = Field(description=(
-        "what was judged: people (tracked persons) when the window counted any, else face observations"))
+        "what was judged: people (tracked persons) with tracking on or when the window counted any, "
+        "else face observations"))
     people: int = Field(description="people counted in the alert window at the last evaluation")
     faces: int = Field(description="faces seen in the alert window at the last evaluation")
     threshold: float = Field(description="it fired below this compliance (MASKWATCH_ALERT_THRESHOLD)")

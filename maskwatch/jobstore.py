@@ -168,8 +168,8 @@ def failed_deliveries(r: redis.Redis, keys: Keys, limit: int = 50) -> list[Faile
 class AlertState:
     """A camera's alert: ``firing`` since ``since_ms`` or ``ok``, and the figures of the last evaluation.
 
-    ``compliance`` is the figure judged, on ``basis``: ``people`` when the window counted people, else
-    ``observations`` (faces in frames)."""
+    ``compliance`` is the figure judged, on ``basis``: ``people`` with tracking on or when the window
+    counted people, else ``observations`` (faces in frames)."""
 
     camera: str
     state: str = "ok"  # ok | firing

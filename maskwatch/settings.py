@@ -215,7 +215,7 @@ class Settings(BaseSettings):
     alert_window_s: int = Field(300, ge=1, description="window over which an alert's compliance is measured, seconds")
     alert_threshold: _Share = Field(0.8, description="alert when a camera's compliance falls below this")
     alert_min_faces: int = Field(10, ge=0, description=(
-        "no alert on fewer people (or faces, where no people were counted) than this in the window"))
+        "no alert on fewer people (or faces, with tracking off and no people counted) than this in the window"))
     log_level: Annotated[LogLevel, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)] = Field(
         "INFO", description="the least severe log records a process writes")
 

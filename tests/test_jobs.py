@@ -206,7 +206,8 @@ def put_minute(r: redis.Redis, keys: Keys, cam: str, ts: int, with_mask: int, wi
 def test_alert_fires_once_per_episode_and_resolves_on_recovery(settings, r, keys):
     t0 = (now_ms() // MIN - 2 * 1440) * MIN + 30_000  # two days ago: burst's own evaluation (now) sees nothing
     with receiver() as rec:
-        s = hook_settings(settings, rec.url).override(alert_window_s=60, alert_threshold=0.8, alert_min_faces=10)
+        s = hook_settings(settings, rec.url).override(alert_window_s=60, alert_threshold=0.8, alert_min_faces=10,
+                                                      tracking=False)  # the episodes, judged on faces
         for cam in ("lobby", "quiet"):
             Registry(r, keys).put(CameraConfig(id=cam, url="0"))
         runner = Runner(s, r)
@@ -239,7 +240,7 @@ def test_alert_fires_once_per_episode_and_resolves_on_recovery(settings, r, keys
 
 def test_two_runners_evaluating_at_once_fire_once(settings, r, keys):
     t0 = (now_ms() // MIN - 2 * 1440) * MIN + 30_000
-    s = settings.override(alert_window_s=60, alert_min_faces=10)
+    s = settings.override(alert_window_s=60, alert_min_faces=10, tracking=False)
     Registry(r, keys).put(CameraConfig(id="lobby", url="0"))
     put_minute(r, keys, "lobby", t0, with_mask=0, without_mask=12)
     a, b = Runner(s, r, name="a"), Runner(s, r, name="b")
@@ -256,11 +257,12 @@ def people_minute(r: redis.Redis, keys: Keys, cam: str, ts: int, with_mask: int,
     record_people(r, keys, [Seen(cam, next(_tracks), ts, label) for label in labels])
 
 
-def test_alerts_judge_people_when_the_window_counted_people(settings, r, keys):
+def test_alerts_judge_people_when_tracking(settings, r, keys):
     """One unmasked person standing long in front of a camera is one person: people, not face-frames, decide."""
     t0 = (now_ms() // MIN - 2 * 1440) * MIN + 30_000
     with receiver() as rec:
-        s = hook_settings(settings, rec.url).override(alert_window_s=60, alert_threshold=0.8, alert_min_faces=10)
+        s = hook_settings(settings, rec.url).override(alert_window_s=60, alert_threshold=0.8, alert_min_faces=10,
+                                                      tracking=True)
         for cam in ("lobby", "hall", "dock"):
             Registry(r, keys).put(CameraConfig(id=cam, url="0"))
         runner = Runner(s, r)
@@ -270,19 +272,24 @@ def test_alerts_judge_people_when_the_window_counted_people(settings, r, keys):
         # hall: 30 unmasked face observations of 2 people: too few people to judge, and faces do not stand in
         put_minute(r, keys, "hall", t0, with_mask=0, without_mask=30)
         people_minute(r, keys, "hall", t0, with_mask=0, without_mask=2)
-        # dock: no tracking, so no people: judged by its 20 observations, 25%
+        # dock: 25% of 20 observations and no person recorded yet (their tracks go on): nothing to judge
         put_minute(r, keys, "dock", t0, with_mask=5, without_mask=15)
         fired = runner.alerts.evaluate(t0)
-        assert sorted((t.camera, t.state) for t in fired) == [("dock", FIRING), ("lobby", FIRING)]
-        hall = jobstore.alert_states(r, keys, ["hall"])[0]
+        assert sorted((t.camera, t.state) for t in fired) == [("lobby", FIRING)]
+        states = {a.camera: a for a in jobstore.alert_states(r, keys, ["hall", "dock"])}
+        hall, dock = states["hall"], states["dock"]
         assert (hall.state, hall.basis, hall.people, hall.faces) == ("ok", "people", 2, 30)
+        assert (dock.state, dock.basis, dock.people, dock.faces) == ("ok", "people", 0, 20)
+        # with tracking off no people are counted: the dock's observations are judged, 25%
+        [untracked] = Runner(s.override(tracking=False), r).alerts.evaluate(t0)
+        assert (untracked.camera, untracked.state) == ("dock", FIRING)
         people_minute(r, keys, "lobby", t0 + 2 * MIN, with_mask=10, without_mask=0)
         put_minute(r, keys, "lobby", t0 + 2 * MIN, with_mask=0, without_mask=40)  # observations alone would not
         [resolved] = runner.alerts.evaluate(t0 + 2 * MIN)
         assert (resolved.camera, resolved.state) == ("lobby", OK)
         states = {a.camera: a for a in jobstore.alert_states(r, keys, ["lobby", "dock"])}
         assert (states["lobby"].basis, states["lobby"].compliance, states["lobby"].people) == ("people", 1.0, 10)
-        assert (states["dock"].state, states["dock"].basis) == ("firing", "observations")
+        assert (states["dock"].state, states["dock"].basis) == ("firing", "people")  # judged again, too little
         runner.burst()
     by_camera = {(a["camera"], a["state"]): a for a in rec.accepted}
     assert set(by_camera) == {("lobby", "firing"), ("dock", "firing"), ("lobby", "resolved")}

@@ -2,10 +2,12 @@
 
 Every :data:`EVALUATE_EVERY_S` the runner reads each registered camera's counts over the last
 ``MASKWATCH_ALERT_WINDOW_S`` (:func:`maskwatch.compliance.window`, the figure the dashboard shows)
-and moves its alert in ``mw:{cam}:alert``. The figure judged is compliance by **people** when the
-window counted people (a camera with tracking on), else by face observations (tracking off): one
-person standing unmasked for a minute is one person, not 300 faces. ``MASKWATCH_ALERT_MIN_FACES``
-is the least evidence on that basis: people, or faces.
+and moves its alert in ``mw:{cam}:alert``. The figure judged is compliance by **people** with
+tracking on (``MASKWATCH_TRACKING``) or where the window counted people, else by face observations:
+one person standing unmasked for a minute is one person, not 300 faces. With tracking on, faces
+never stand in for people, not even before the first person is recorded (a person is recorded when
+their track ends, so a camera's first minute holds faces and no people yet).
+``MASKWATCH_ALERT_MIN_FACES`` is the least evidence on that basis: people, or faces.
 
 * ``ok`` -> ``firing`` when compliance < ``MASKWATCH_ALERT_THRESHOLD`` with at least
   ``MASKWATCH_ALERT_MIN_FACES`` people (or faces) in the window;
@@ -48,16 +50,17 @@ return 1
 """
 
 
-def judged(counts: Counts) -> tuple[str, float | None, int]:
-    """What an alert judges: the basis (people when any were counted, else observations), its compliance and count."""
-    if counts.people:
+def judged(counts: Counts, tracking: bool) -> tuple[str, float | None, int]:
+    """What an alert judges: the basis (people with ``tracking`` or when any were counted, else observations),
+    its compliance and count."""
+    if tracking or counts.people:
         return PEOPLE, counts.people_compliance, counts.people
     return OBSERVATIONS, counts.compliance, counts.faces
 
 
 def decide(state: str, counts: Counts, s: Settings) -> str | None:
     """The state an alert moves to, or None to stay (pure; the rules of the module docstring)."""
-    _, c, n = judged(counts)
+    _, c, n = judged(counts, s.tracking)
     if c is None or n < s.alert_min_faces:
         return None
     if state != FIRING and c < s.alert_threshold:
@@ -93,7 +96,7 @@ class AlertEvaluator:
         for prev in alert_states(self.r, self.keys, cams):
             c = counts[prev.camera][self.s.alert_window_s]
             new_state = decide(prev.state, c, self.s)
-            basis, ratio, _ = judged(c)
+            basis, ratio, _ = judged(c, self.s.tracking)
             seen = replace(prev, basis=basis, compliance=ratio, people=c.people, faces=c.faces, evaluated_ms=now_ms)
             if new_state is None:  # only the figures: the state is the compare-and-set's alone
                 figures = seen.to_hash()
@@ -109,7 +112,7 @@ class AlertEvaluator:
 
     def _announce(self, t: Transition) -> None:
         label = "fired" if t.state == FIRING else "resolved"
-        basis, ratio, n = judged(t.counts)
+        basis, ratio, n = judged(t.counts, self.s.tracking)
         self.ctx.metrics.alerts.labels(label).inc()
         log.warning("compliance alert %s: %.0f%% of %d %s over %d s (threshold %.0f%%)", label, 100 * (ratio or 0),
                     n, "people" if basis == PEOPLE else "faces", self.s.alert_window_s, 100 * self.s.alert_threshold,
@@ -120,7 +123,7 @@ class AlertEvaluator:
         """The webhook body: ``compliance`` is the figure judged, on ``basis`` (people or observations);
         both kinds of counts come along, and ``min_faces`` is the least count of that basis."""
         c = t.counts
-        basis, ratio, _ = judged(c)
+        basis, ratio, _ = judged(c, self.s.tracking)
         return {"type": "alert", "camera": t.camera, "state": "firing" if t.state == FIRING else "resolved",
                 "ts": t.at_ms, "time": iso(t.at_ms), "fired_ts": t.episode_ms,
                 "basis": basis, "compliance": round(ratio or 0.0, 4),
