@@ -395,6 +395,7 @@ def test_cli_serves_and_stops_promptly_with_live_viewers(settings: Settings, tmp
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130  # the shell's code for Ctrl-C, after a clean shutdown
-    assert "Application shutdown complete" in (tmp_path / "dashboard.log").read_text()
-    assert "timeout graceful shutdown exceeded" not in (tmp_path / "dashboard.log").read_text()
+    text = (tmp_path / "dashboard.log").read_text()
+    assert proc.returncode == 130, text  # the shell's code for Ctrl-C, after a clean shutdown
+    assert "Application shutdown complete" in text
+    assert "timeout graceful shutdown exceeded" not in text
