@@ -373,7 +373,7 @@ def play(group: str, scenes: Sequence[WalkingScene], runs: list[Run], keyframe_s
             run.crops += out.crops
             for o in out.outcomes:
                 run.analysed[cams.index(o.result.cam)][o.result.seq] = list(o.result.faces)
-                run.records[cams.index(o.result.cam)] += [(p.id, p.label) for p in o.people]
+                run.records[cams.index(o.result.cam)] += [(p.id, p.label) for p in o.people if not p.update]
     for run in runs:
         if run.spec.gated:
             run.producer_s += gate_s
@@ -382,13 +382,14 @@ def play(group: str, scenes: Sequence[WalkingScene], runs: list[Run], keyframe_s
 
 
 def end_people(run: Run, cams: Sequence[str]) -> None:
-    """The scenes are over: every live track that was looked at becomes a person, as when a video ends."""
+    """The scenes are over: every live track that was looked at becomes a person, as when a video ends
+    (one counted while in view is one already)."""
     tracks = run.processor.tracks
     assert tracks is not None  # a gated run tracks
     for k, cam in enumerate(cams):
         if cam in tracks.trackers:
             run.records[k] += [(f"{cam}-{e.track_id}", e.label) for e in tracks.trackers[cam].end_all()
-                               if e.label and tracks.is_person(e.looks, e.frames)]
+                               if e.label and not e.counted and tracks.is_person(e.looks, e.frames)]
 
 
 def frames_of(scenes: Sequence[WalkingScene]) -> int:

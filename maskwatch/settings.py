@@ -173,6 +173,10 @@ class Settings(BaseSettings):
         "...for this long after the track's last sure detection, so a track cannot live on clutter"))
     person_min_frames: int = Field(2, ge=1, le=100, description=(
         "a track seen in fewer frames is not counted as a person (a false detection, a face glimpsed at an edge)"))
+    person_decide_s: float = Field(10.0, ge=0, le=86_400, description=(
+        "a person in view this long is counted then, with the label voted so far, and an unmasked one's violation "
+        "raised, without waiting for them to leave (someone standing at a door); their record is completed when "
+        "they do. 0: people are counted only when they leave"))
 
     # --- vision (maskwatch/vision/detect.py; chosen with bench/quality.py, see docs/quality.md)
     det_score: float = Field(0.5, ge=0, le=1, description="YuNet confidence for a face, in the frame and the zoom pass")

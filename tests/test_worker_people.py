@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import redis
 
+from bench.scenes.walking import WalkingScene
 from maskwatch import jobstore
 from maskwatch.codec import Result, decode_event
 from maskwatch.keys import NOTIFIER_GROUP, Keys
@@ -38,11 +39,12 @@ def pipeline(yunet_dir) -> Pipeline:
     return Pipeline.from_settings(Settings.from_env().override(model_dir=yunet_dir))
 
 
-def person(cam: str, n: int, label: str, last_ts: int) -> Person:
+def person(cam: str, n: int, label: str, last_ts: int, update: bool = False, snapshot: bytes = b"\xff\xd8jpeg",
+           looks: int = 3) -> Person:
     record = {"id": f"{cam}-{n}", "cam": cam, "first_ts": last_ts - 4000, "last_ts": last_ts, "duration_ms": 4000,
-              "frames": 12, "looks": 3, "label": label, "confidence": 0.9, "best_ts": last_ts - 2000,
+              "frames": 12, "looks": looks, "label": label, "confidence": 0.9, "best_ts": last_ts - 2000,
               "best_box": [10, 10, 30, 30], "snap": f"person-{cam}-{n}"}
-    return Person(cam, n, label, record, b"\xff\xd8jpeg")
+    return Person(cam, n, label, record, snapshot, update)
 
 
 def test_a_person_is_counted_once_whichever_worker_commits_the_frame_they_left_in(settings, r, keys):
@@ -67,6 +69,51 @@ def test_a_person_is_counted_once_whichever_worker_commits_the_frame_they_left_i
     assert r.get(keys.snap("person-door-7")) == b"\xff\xd8jpeg"
 
 
+def test_a_person_counted_in_view_is_completed_when_they_leave_not_counted_again(settings, r, keys):
+    """Counted while standing in view (with their event); leaving rewrites the record and snapshot, no more."""
+    ensure_group(r, keys, "door")
+    ids = push_frames(r, keys, "door", [np.zeros((8, 8, 3), "uint8")] * 4)
+    r.xreadgroup(keys.group, "a", {keys.frames("door"): ">"})
+    committer = Committer(r, keys, settings)
+    now = int(time.time() * 1000)
+    standing = person("door", 4, "without_mask", now - 30_000, looks=2)
+    left = person("door", 4, "without_mask", now, update=True, snapshot=b"\xff\xd8better", looks=80)
+    outcomes = [Outcome(entry, Result(cam="door", seq=n, ts=now, done_ts=now), people=[p])
+                for n, (entry, p) in enumerate(zip(ids, [standing, left, left]))]  # the last: a re-run after a kill
+    assert committer.commit(outcomes) == [2, 1, 1], "counted with an event in view; leaving counts nothing"
+    t = totals(r, keys, "door")
+    assert (t["people"], t["people_without_mask"], t["frames"]) == (1, 1, 3)
+    assert json.loads(r.get(keys.person("door", 4)))["looks"] == 80, "the record completed"
+    assert r.zscore(keys.people("door"), "4") == now, "listed by when they were last seen"
+    assert r.get(keys.snap("person-door-4")) == b"\xff\xd8better", "their best look, also after they were counted"
+    # Completed by a worker with no picture of them (the camera moved): the stored one stays, as long as the record.
+    r.expire(keys.snap("person-door-4"), 100)
+    moved = person("door", 4, "without_mask", now + 1000, update=True, snapshot=b"", looks=90)
+    assert committer.commit([Outcome(ids[3], Result(cam="door", seq=3, ts=now, done_ts=now), people=[moved])]) == [1]
+    assert r.get(keys.snap("person-door-4")) == b"\xff\xd8better"
+    assert r.ttl(keys.snap("person-door-4")) > 7 * 86_400 - 60
+    assert [decode_event(f).person for _, f in r.xrange(keys.events)] == ["door-4"]
+
+
+def test_someone_standing_long_is_counted_and_reported_before_they_leave(settings, r, keys, pipeline):
+    from bench.scenes.walking import face_pool, walking_scene
+
+    pool = face_pool([need_shared(DATA / "facemask12k" / "test")], per_class=8, faces_only=True)
+    scene = walking_scene(seed=2, duration_s=40.0, people_per_min=0, standers=1, unmasked_share=1.0,
+                          still_s=(25.0, 30.0), pool=pool)
+    [stander] = scene.people
+    s = settings.override(event_flood_guard_s=0, person_decide_s=10)
+    run_walking(s, r, keys, pipeline, "lobby", scene)
+    records = [json.loads(r.get(keys.person("lobby", n.decode()))) for n in r.zrange(keys.people("lobby"), 0, -1)]
+    assert [p["label"] for p in records] == ["without_mask"]
+    assert totals(r, keys, "lobby")["people"] == 1
+    [event] = [decode_event(f) for _, f in r.xrange(keys.events)]
+    assert event.person == records[0]["id"]
+    assert event.seq < stander.leave_frame, "reported while still in view"
+    assert event.duration_ms < records[0]["duration_ms"] - 5000, "their record was completed when they left"
+    assert 10_000 <= event.duration_ms < 15_000, "counted once 10 s in view"
+
+
 def test_the_flood_guard_runs_on_the_cameras_time(settings, r, keys):
     """A worker catching up a backlog commits seconds of a camera at once: people who left 5 s apart still get an
     event each; one who left within the guard (2 s, the default) of the last event does not."""
@@ -83,12 +130,14 @@ def test_the_flood_guard_runs_on_the_cameras_time(settings, r, keys):
     assert totals(r, keys, "door")["people_without_mask"] == 3, "a person held back by the guard is still counted"
 
 
-def run_walking(settings, r, keys, pipeline, cam: str, seconds: float):
+def run_walking(settings, r, keys, pipeline, cam: str, scene: float | WalkingScene):
+    """A scene (or that many seconds of a busy one) through a worker in this process, then empty frames."""
     from bench.scenes.walking import preset_scene
 
     need_shared(DATA / "facemask12k" / "test")
-    scene = preset_scene("busy", seed=4, duration_s=seconds)
-    start_ms = int(time.time() * 1000) - int(seconds * 1000) - 20_000
+    if not isinstance(scene, WalkingScene):
+        scene = preset_scene("busy", seed=4, duration_s=scene)
+    start_ms = int(time.time() * 1000) - int(scene.duration_s * 1000) - 20_000
     frames = [(seq, ts, img) for seq, ts, img, _ in scene.frames()]
     # Empty frames after the scene: a live camera's keyframes go on, and the last people's tracks end.
     empty = scene.render(len(frames) - 1, people=False)

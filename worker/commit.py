@@ -3,9 +3,10 @@
 The script acknowledges the frame and, only if ``XACK`` returned 1 (this worker still owned a
 pending frame), adds its result, minute statistics, totals, the camera's tracker state after the
 frame and, at most once per camera per throttle window, a violation event with its snapshot. With
-tracking, the events are the unmasked people who left in the frame, one each, held back by the
-flood guard only when the camera's previous one came less than ``event_flood_guard_s`` before in
-capture time, so a worker catching up a backlog does not silence people who left seconds apart. A
+tracking, the events are the unmasked people counted in the frame (who left, or were long in view),
+one each, held back by the flood guard only when the camera's previous one came less than
+``event_flood_guard_s`` before in capture time, so a worker catching up a backlog does not silence
+people who left seconds apart. A
 frame processed twice (a stalled worker whose camera moved on) is therefore counted once, and a
 worker killed before the script leaves the frame pending for the camera's next worker, which
 resumes from the tracker state of the last frame committed. The scripts of a batch travel in one
@@ -37,8 +38,9 @@ from worker.tracks import Person
 #       12 retention cutoff (epoch ms: older people leave the sorted set), 13 the frame's capture time (epoch ms),
 #       14 n = result field count, 15.. result fields; then the frame event: '0', or '1', throttle ms, snapshot
 #       JPEG, snapshot TTL s, m = field count, m fields; then P and per person: track number, last seen ms, label,
-#       record JSON, record TTL s, snapshot JPEG ('' none), and their event as for the frame ('1' only for unmasked
-#       people; its throttle is the flood guard).
+#       record JSON, record TTL s, snapshot JPEG ('' none), '1' when the record completes one counted while in view
+#       ('0' a new person), and their event as for the frame ('1' only for new unmasked people; its throttle is the
+#       flood guard).
 # Returns 0 when the frame was acknowledged before (nothing written), 1 counted, 2 counted with an event.
 _COMMIT = """
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
@@ -88,16 +90,25 @@ end
 event(KEYS[7])
 local people = tonumber(take())
 for i = 0, people - 1 do
-  local n, last, label, record, ttl, snapshot = take(), take(), take(), take(), take(), take()
-  -- A person is recorded once, whichever worker commits the frame they left in (NX on their record).
-  if redis.call('SET', KEYS[10 + 2 * i], record, 'NX', 'EX', ttl) then
+  local n, last, label, record, ttl, snapshot, update = take(), take(), take(), take(), take(), take(), take()
+  -- A person is recorded once, whichever worker commits the frame that counts them (NX on their record); one
+  -- counted while in view has their record completed when they leave (XX), never counted again.
+  local written = redis.call('SET', KEYS[10 + 2 * i], record, update == '1' and 'XX' or 'NX', 'EX', ttl)
+  if written then
     redis.call('ZADD', KEYS[9], last, n)
+    if snapshot ~= '' then
+      redis.call('SET', KEYS[11 + 2 * i], snapshot, 'EX', ttl)
+    elseif update == '1' then  -- the picture stored when they were counted, kept as long as their record
+      redis.call('EXPIRE', KEYS[11 + 2 * i], ttl)
+    end
+  end
+  if written and update ~= '1' then
     count('people', 1)
     count('people_' .. label, 1)
-    if snapshot ~= '' then redis.call('SET', KEYS[11 + 2 * i], snapshot, 'EX', ttl) end
     event(KEYS[11 + 2 * i], tonumber(ARGV[13]))
-  else
-    if take() == '1' then at = at + 3; fields() end
+  elseif take() == '1' then
+    at = at + 3
+    fields()
   end
 end
 if people > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', '(' .. ARGV[12]) end
@@ -150,8 +161,9 @@ class Committer:
             person_keys: list[str] = []
             for p in o.people:
                 args += [p.n, p.record["last_ts"], p.label, json.dumps(p.record, separators=(",", ":")),
-                         privacy.retention_s, p.snapshot]
-                args += self._event(_person_event(p, res) if p.label == "without_mask" else None, b"",
+                         privacy.retention_s, p.snapshot, int(p.update)]
+                violation = p.label == "without_mask" and not p.update
+                args += self._event(_person_event(p, res) if violation else None, b"",
                                     self.s.event_flood_guard_s, privacy)
                 person_keys += [k.person(res.cam, p.n), k.snap(p.snap_id)]
             snap_key = k.snap(o.event.snap) if o.event else k.snap("none")

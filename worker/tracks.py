@@ -34,13 +34,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Person:
-    """A track that ended, as one person: its record (the JSON of docs/architecture.md) and best-look snapshot."""
+    """A track as one person: its record (the JSON of docs/architecture.md) and best-look snapshot.
+
+    Made when the track ends or, for someone in view ``person_decide_s``, then; such a person's record
+    is completed when they leave (``update``: written over, not counted again)."""
 
     cam: str
     n: int  # the track number: the person is f"{cam}-{n}"
     label: str
     record: dict[str, Any]
     snapshot: bytes  # b"" when none may be stored
+    update: bool = False
 
     @property
     def id(self) -> str:
@@ -81,6 +85,7 @@ class CameraTracks:
             "policy": LookPolicy(relook_ms=s.track_relook_ms, threshold=s.mask_threshold)}
         # A track seen in fewer frames is not a person: a false detection, or a face glimpsed at the edge.
         self.min_frames = s.person_min_frames
+        self.decide_ms = int(s.person_decide_s * 1000)
         self.trackers: dict[str, FaceTracker] = {}
         # Best-look snapshot of each live track, in memory only: whether it may be stored is known when
         # the person leaves (their voted label). A camera that moves loses these; its records do not.
@@ -119,6 +124,7 @@ class CameraTracks:
         tracked: list[list[TrackedFace]] = [[] for _ in frames]
         left: list[list[Track]] = [[] for _ in frames]
         states = [""] * len(frames)
+        counted: list[list[Person]] = [[] for _ in frames]  # people counted while in view, in this frame
         looks: list[_Look] = []
         asked: set[tuple[str, int]] = set()
         last: dict[str, int] = {}
@@ -139,39 +145,57 @@ class CameraTracks:
                 if (frame.cam, tf.track_id) not in asked and tf.track.needs_look(px, sharp, frame.ts):
                     asked.add((frame.cam, tf.track_id))
                     looks.append(_Look(i, tf.track, crop, px, sharp, frame.ts, tf.box))
+            counted[i] = self._count_in_view(frame.cam, privacy[frame.cam])
             states[i] = json.dumps(tracker.to_state(), separators=(",", ":"))
             last[frame.cam] = i
         best_before = {id(look.track): look.track.best_look for look in looks}
         for look, p in zip(looks, self.pipeline.p_without([look.crop for look in looks]).tolist()):
             look.track.add_look(p, look.px, look.sharpness, look.ts, look.box)
-        for cam, i in last.items():
-            states[i] = json.dumps(self.trackers[cam].to_state(), separators=(",", ":"))
         faces = [[_face(frame.cam, tf) for tf in found] for (frame, _, _), found in zip(frames, tracked)]
         for look in looks:  # a look that became its track's best: keep the picture, until the person leaves
             cam = frames[look.frame][0].cam
             if look.track.best_look is not best_before[id(look.track)] and privacy[cam].store != "none":
                 image = privacy[cam].snapshot(frames[look.frame][1], faces[look.frame], look.box)
                 self.best[(cam, look.track.id)] = snapshot(image, faces[look.frame])
-        out = [Tracked(found, state, [self._person(frame.cam, t, privacy[frame.cam]) for t in gone
-                                      if self.is_person(t.n_looks, t.frames)])
-               for (frame, _, _), found, state, gone in zip(frames, faces, states, left)]
-        return out, len(looks)
+        people = [[self._person(frame.cam, t, privacy[frame.cam], left=True) for t in gone
+                   if self.is_person(t.n_looks, t.frames)] + early
+                  for (frame, _, _), gone, early in zip(frames, left, counted)]
+        for cam, i in last.items():  # with this batch's looks: tracks first looked at now may be due too
+            people[i] += self._count_in_view(cam, privacy[cam])
+            states[i] = json.dumps(self.trackers[cam].to_state(), separators=(",", ":"))
+        return [Tracked(*t) for t in zip(faces, states, people)], len(looks)
 
     def is_person(self, looks: int, frames: int) -> bool:
         """Whether a track that ended counts as a person: looked at, and seen in enough frames."""
         return looks > 0 and frames >= self.min_frames
 
-    def _person(self, cam: str, track: Track, privacy: Privacy) -> Person:
+    def _count_in_view(self, cam: str, privacy: Privacy) -> list[Person]:
+        """The camera's live tracks in view ``person_decide_s`` and not yet counted, counted now (a frame's state
+        written after this says so: a worker resuming from it does not count them again)."""
+        out = []
+        for track in self.trackers[cam].tracks.values():
+            if (self.decide_ms > 0 and track.counted is None and track.last_ts - track.first_ts >= self.decide_ms
+                    and self.is_person(track.n_looks, track.frames)):
+                out.append(self._person(cam, track, privacy, left=False))
+                track.counted, track.counted_snap = out[-1].label, out[-1].record["snap"]
+        return out
+
+    def _person(self, cam: str, track: Track, privacy: Privacy, left: bool) -> Person:
+        """The track as a person who ``left``, or who is still in view and counted now."""
         ended = EndedTrack.of(track)
-        label = ended.label or "with_mask"  # only tracks with looks become people: the label is there
-        snap = self.best.pop((cam, track.id), b"")
+        # Only tracks with looks become people: the vote is there. One counted in view keeps the label it was
+        # counted with; the confidence stays that of this label.
+        label = track.counted or ended.label or "with_mask"
+        confidence = ended.confidence if ended.label == label else 1.0 - ended.confidence
+        snap = self.best.pop((cam, track.id), b"") if left else self.best.get((cam, track.id), b"")
         keep = bool(snap) and privacy.may_keep(label)
+        # Without a picture in memory (the camera moved since), the one stored when they were counted stays.
         record = {"id": f"{cam}-{track.id}", "cam": cam, "first_ts": ended.first_ts, "last_ts": ended.last_ts,
                   "duration_ms": ended.last_ts - ended.first_ts, "frames": ended.frames, "looks": ended.looks,
-                  "label": label, "confidence": round(ended.confidence, 4), "best_ts": ended.best_ts,
+                  "label": label, "confidence": round(confidence, 4), "best_ts": ended.best_ts,
                   "best_box": list(ended.best_box) if ended.best_box else None,
-                  "snap": f"person-{cam}-{track.id}" if keep else ""}
-        return Person(cam, track.id, label, record, snap if keep else b"")
+                  "snap": f"person-{cam}-{track.id}" if keep else track.counted_snap}
+        return Person(cam, track.id, label, record, snap if keep else b"", update=track.counted is not None)
 
 
 def _face(cam: str, tf: TrackedFace) -> Face:

@@ -164,6 +164,8 @@ class Track:
         self.best_px = 0.0  # largest face looked at, over all looks (also those no longer kept)
         self.best_sharpness = 0.0
         self.appearance: np.ndarray | None = None  # running :func:`appearance` of its face, once seen
+        self.counted: str | None = None  # the label it was counted as a person with while still in view
+        self.counted_snap = ""  # the snapshot stored then ("" none): still theirs if no better look comes
 
     def see(self, look: np.ndarray) -> None:
         """Fold one sighting's :func:`appearance` into the track's."""
@@ -264,7 +266,8 @@ class Track:
                 "p": [[float(p[0, 0]), float(p[0, 1]), float(p[1, 1])] for p in self.P],
                 "looks": [look.to_json() for look in self.looks], "n_looks": self.n_looks,
                 "look_ts": self.last_look_ts, "best_px": self.best_px, "best_sharpness": self.best_sharpness,
-                "app": None if self.appearance is None else [round(float(v), 5) for v in self.appearance]}
+                "app": None if self.appearance is None else [round(float(v), 5) for v in self.appearance],
+                "counted": self.counted, "counted_snap": self.counted_snap}
 
     @classmethod
     def from_json(cls, data: dict[str, Any], policy: LookPolicy) -> Track:
@@ -280,6 +283,8 @@ class Track:
         track.best_px, track.best_sharpness = float(data["best_px"]), float(data["best_sharpness"])
         app = data.get("app")  # absent in states written before appearance was kept
         track.appearance = None if app is None else np.array(app, np.float64)
+        # absent in states written before people were counted in view
+        track.counted, track.counted_snap = data.get("counted"), str(data.get("counted_snap", ""))
         return track
 
 
@@ -318,13 +323,14 @@ class EndedTrack:
     confidence: float
     best_box: tuple[int, int, int, int] | None  # where the best look was, when
     best_ts: int | None
+    counted: str | None = None  # the label it was counted as a person with while in view (Track.counted)
 
     @classmethod
     def of(cls, track: Track) -> EndedTrack:
         label, confidence = track.vote()
         best = track.best_look
         return cls(track.id, track.first_ts, track.last_ts, track.frames, track.n_looks, label, confidence,
-                   best.box if best else None, best.ts_ms if best else None)
+                   best.box if best else None, best.ts_ms if best else None, track.counted)
 
 
 class TrackerStateError(ValueError):
