@@ -47,11 +47,17 @@ def person(cam: str, n: int, label: str, last_ts: int, update: bool = False, sna
     return Person(cam, n, label, record, snapshot, update)
 
 
+def held_frames(r: redis.Redis, keys: Keys, cam: str, n: int) -> list[str]:
+    """``n`` frames of the camera read by a worker (consumer "a") and not committed yet: their entry ids."""
+    ensure_group(r, keys, cam)
+    ids = push_frames(r, keys, cam, [np.zeros((8, 8, 3), "uint8")] * n)
+    r.xreadgroup(keys.group, "a", {keys.frames(cam): ">"})
+    return ids
+
+
 def test_a_person_is_counted_once_whichever_worker_commits_the_frame_they_left_in(settings, r, keys):
     """After a kill -9 and a hand-over the next worker re-runs the frame a person left in: still one person."""
-    ensure_group(r, keys, "door")
-    ids = push_frames(r, keys, "door", [np.zeros((8, 8, 3), "uint8")] * 2)
-    r.xreadgroup(keys.group, "a", {keys.frames("door"): ">"})
+    ids = held_frames(r, keys, "door", 2)
     committer = Committer(r, keys, settings)
     now = int(time.time() * 1000)
     gone = person("door", 7, "without_mask", now)
@@ -71,9 +77,7 @@ def test_a_person_is_counted_once_whichever_worker_commits_the_frame_they_left_i
 
 def test_a_person_counted_in_view_is_completed_when_they_leave_not_counted_again(settings, r, keys):
     """Counted while standing in view (with their event); leaving rewrites the record and snapshot, no more."""
-    ensure_group(r, keys, "door")
-    ids = push_frames(r, keys, "door", [np.zeros((8, 8, 3), "uint8")] * 4)
-    r.xreadgroup(keys.group, "a", {keys.frames("door"): ">"})
+    ids = held_frames(r, keys, "door", 4)
     committer = Committer(r, keys, settings)
     now = int(time.time() * 1000)
     standing = person("door", 4, "without_mask", now - 30_000, looks=2)
@@ -117,9 +121,7 @@ def test_someone_standing_long_is_counted_and_reported_before_they_leave(setting
 def test_the_flood_guard_runs_on_the_cameras_time(settings, r, keys):
     """A worker catching up a backlog commits seconds of a camera at once: people who left 5 s apart still get an
     event each; one who left within the guard (2 s, the default) of the last event does not."""
-    ensure_group(r, keys, "door")
-    ids = push_frames(r, keys, "door", [np.zeros((8, 8, 3), "uint8")] * 3)
-    r.xreadgroup(keys.group, "a", {keys.frames("door"): ">"})
+    ids = held_frames(r, keys, "door", 3)
     committer = Committer(r, keys, settings.override(event_flood_guard_s=2.0))
     t0 = int(time.time() * 1000) - 60_000
     left = [(t0, 1), (t0 + 1_000, 2), (t0 + 5_000, 3)]  # capture time of the frame each left in, track number
