@@ -6,11 +6,10 @@ frame and, at most once per camera per throttle window, a violation event with i
 tracking, the events are the unmasked people counted in the frame (who left, or were long in view),
 one each, held back by the flood guard only when the camera's previous one came less than
 ``event_flood_guard_s`` before in capture time, so a worker catching up a backlog does not silence
-people who left seconds apart. A
-frame processed twice (a stalled worker whose camera moved on) is therefore counted once, and a
-worker killed before the script leaves the frame pending for the camera's next worker, which
-resumes from the tracker state of the last frame committed. The scripts of a batch travel in one
-pipeline: one round trip.
+people who left seconds apart. A frame processed twice (a stalled worker whose camera moved on) is
+therefore counted once, and a worker killed before the script leaves the frame pending for the
+camera's next worker, which resumes from the tracker state of the last frame committed. The scripts
+of a batch travel in one pipeline: one round trip.
 """
 
 from __future__ import annotations
